@@ -1,0 +1,67 @@
+"""dsslic: deep semantic segmentation-based layered image compression.
+
+    >>> import dsslic
+    >>> data = dsslic.compress("photo.png")          # bytes of one .dsslic file
+    >>> img = dsslic.decompress(data)                # uint8 numpy array, H x W x 3
+    >>> dsslic.info(data)["bpp"]
+
+For repeated use keep a :class:`Codec` (it holds the loaded networks).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import DsslicError, DsslicFormatError, DsslicInputError, DsslicWarning
+
+__version__ = "0.1.0"
+__all__ = [
+    "Codec", "compress", "decompress", "info",
+    "DsslicError", "DsslicFormatError", "DsslicInputError", "DsslicWarning", "__version__",
+]
+
+if TYPE_CHECKING:
+    from .codec import Codec
+
+_codecs: dict[tuple, Any] = {}
+
+
+def _codec(model: str | None, device: str) -> "Codec":
+    from .codec import Codec
+
+    key = (model, device)
+    if key not in _codecs:
+        _codecs[key] = Codec(model=model, device=device)
+    return _codecs[key]
+
+
+def compress(image: Any, *, model: str | None = None, residual: str = "hevc", quality: int | None = None,
+             target_bpp: float | None = None, device: str = "cpu") -> bytes:
+    """Compress a path, PIL image or numpy array into the bytes of one ``.dsslic`` file."""
+    return _codec(model, device).compress(image, residual=residual, quality=quality, target_bpp=target_bpp)
+
+
+def decompress(data: bytes, *, layers: str = "full", model: str | None = None, device: str = "cpu") -> Any:
+    """Decode ``.dsslic`` bytes to a uint8 HxWx3 numpy array (``layers``: seg, coarse or full)."""
+    if model is None and layers != "seg":
+        from . import bitstream, models
+
+        model = models.name_for_id(bitstream.parse(data).model_id)
+        if model is None:
+            raise DsslicFormatError("file was made with a model this installation does not have")
+    return _codec(model, device).decompress(data, layers)  # type: ignore[arg-type]
+
+
+def info(data: bytes) -> dict:
+    """Describe a ``.dsslic`` file without running any network."""
+    from .codec import info as _info
+
+    return _info(data)
+
+
+def __getattr__(name: str) -> Any:  # lazy: importing dsslic does not import torch or the codecs
+    if name == "Codec":
+        from .codec import Codec
+
+        return Codec
+    raise AttributeError(name)

@@ -1,0 +1,286 @@
+"""The DSSLIC codec: Algorithm 1 of the paper, closed loop, on real bitstreams.
+
+Encode(x):
+    s  <- SegNet(x)                    base layer, lossless
+    c  <- CompNet(x, s)                first enhancement layer, 8-bit, lossless
+    x' <- RecNet(decoded s, decoded c) exactly what the decoder will compute
+    r  <- x - x';  r8 <- (r - min) / (max - min) * 255      second enhancement layer, lossy
+Decode(s, c, r8, min, max):
+    x' <- RecNet(s, c);  x~ <- x' + r8 * (max - min) / 255 + min
+
+x' is rounded to 8 bits on both sides, so the residual is an integer image and min/max are exact.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+
+from . import bitstream, codecs, models, segnet
+from .bitstream import Header, Layer, LayerKind
+from .errors import DsslicFormatError, DsslicInputError
+from .imageio import DEFAULT_MAX_PIXELS, ImageLike, load_image
+
+Layers = Literal["seg", "coarse", "full"]
+
+
+@dataclass
+class EncodeResult:
+    """A compressed file and what the encoder knows about it (all from real bytes)."""
+
+    data: bytes
+    width: int
+    height: int
+    layer_bytes: dict[str, int] = field(default_factory=dict)
+    quality: int | None = None
+    psnr_coarse: float | None = None
+    psnr: float | None = None
+
+    @property
+    def bpp(self) -> float:
+        """Bits per pixel over all channels (the field's unit): 8 * file bytes / (W * H)."""
+        return 8 * len(self.data) / (self.width * self.height)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR over all channels of two uint8 images (one MSE over R, G and B)."""
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+
+
+def _pad_to(a: np.ndarray, m: int) -> np.ndarray:
+    """Reflect-pad the first two axes up to multiples of m (symmetric mode works for any size)."""
+    h, w = a.shape[:2]
+    ph, pw = -(-h // m) * m - h, -(-w // m) * m - w
+    if ph == 0 and pw == 0:
+        return a
+    return np.pad(a, ((0, ph), (0, pw)) + ((0, 0),) * (a.ndim - 2), mode="symmetric")
+
+
+class Codec:
+    """Loaded networks for repeated use: ``Codec().compress(img)`` / ``.decompress(data)``."""
+
+    def __init__(
+        self,
+        model: str | models.DsslicModel | None = None,
+        segmenter: str | segnet.Segmenter | None = None,
+        device: str = "cpu",
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    ) -> None:
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise DsslicInputError("--device cuda asked for, but PyTorch sees no CUDA device")
+        self.device = torch.device(device)
+        m = models.load(model or models.default_model()) if not isinstance(model, models.DsslicModel) else model
+        self.model = m.to(self.device).eval()
+        seg = segmenter if segmenter is not None else self.model.segmenter
+        self.segmenter = segnet.get(seg) if isinstance(seg, str) else seg
+        if self.model.num_labels and self.segmenter.num_labels > self.model.num_labels:
+            raise DsslicInputError(
+                f"segmenter {self.segmenter.name!r} has {self.segmenter.num_labels} labels; "
+                f"model {self.model.name!r} takes {self.model.num_labels}"
+            )
+        self.max_pixels = max_pixels
+        self.alpha = self.model.alpha
+
+    # ------------------------------------------------------------------ networks on numpy arrays
+    def _img_tensor(self, x: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.array(x, dtype=np.uint8, order="C")).to(self.device).permute(2, 0, 1)[None].float() / 255
+
+    def _label_tensor(self, s: np.ndarray) -> torch.Tensor | None:
+        if not self.model.num_labels:
+            return None
+        return torch.from_numpy(s.astype(np.int64)).to(self.device)[None]
+
+    @staticmethod
+    def _to_uint8(t: torch.Tensor) -> np.ndarray:
+        return (t[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+    @torch.inference_mode()
+    def compact(self, x_pad: np.ndarray, s_pad: np.ndarray) -> np.ndarray:
+        """c = CompNet(x, s), rounded to the 8-bit image that is stored."""
+        return self._to_uint8(self.model.compact(self._img_tensor(x_pad), self._label_tensor(s_pad)))
+
+    @torch.inference_mode()
+    def recnet(self, s_pad: np.ndarray, c8: np.ndarray) -> np.ndarray:
+        """x' = RecNet(s, c) from the decoded layers, rounded to 8 bits (both sides do the same)."""
+        return self._to_uint8(self.model.reconstruct(self._label_tensor(s_pad), self._img_tensor(c8)))
+
+    # ------------------------------------------------------------------ Algorithm 1: encoder
+    def _base_layers(self, x: np.ndarray) -> tuple[Header, np.ndarray]:
+        """Base and first enhancement layers, and x' computed from their decoded content."""
+        h, w = x.shape[:2]
+        seg_codec, c_codec = codecs.get("jxl"), codecs.get("jxl")
+
+        s = self.segmenter.segment(x)  # s <- SegNet(x)
+        if s.shape != (h, w):
+            raise DsslicInputError(f"segmenter gave a {s.shape} map for a {w}x{h} image")
+        if (s == s.flat[0]).all():
+            seg_codec = codecs.get("const")
+        s_layer = Layer(LayerKind.SEG, seg_codec.id, seg_codec.encode(s))
+
+        x_pad = _pad_to(x, self.alpha)
+        s_pad = _pad_to(s, self.alpha)
+        c8 = self.compact(x_pad, s_pad)  # c <- CompNet(x, s)
+        c_layer = Layer(LayerKind.COMPACT, c_codec.id, c_codec.encode(c8))
+
+        # Closed loop: the lossless layers decode to exactly s and c8, so x' here is the decoder's x'.
+        x_coarse = self.recnet(s_pad, c8)[:h, :w]  # x' <- RecNet(s, c)
+        header = Header(
+            width=w, height=h, alpha=self.alpha, model_id=self.model.model_id,
+            segmenter_id=self.segmenter.id, num_labels=self.segmenter.num_labels,
+            layers=[s_layer, c_layer],
+        )
+        return header, x_coarse
+
+    @staticmethod
+    def _residual(x: np.ndarray, x_coarse: np.ndarray) -> tuple[np.ndarray, int, int]:
+        """r = x - x', min/max-rescaled to [0, 255] (the paper's normalisation)."""
+        r = x.astype(np.int16) - x_coarse.astype(np.int16)
+        lo, hi = int(r.min()), int(r.max())
+        if hi == lo:
+            return np.zeros_like(x), lo, hi
+        r8 = np.rint((r - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+        return r8, lo, hi
+
+    @staticmethod
+    def _add_residual(x_coarse: np.ndarray, r8: np.ndarray, lo: int, hi: int) -> np.ndarray:
+        r = r8.astype(np.float32) * ((hi - lo) / 255.0) + lo
+        return np.clip(np.rint(x_coarse.astype(np.float32) + r), 0, 255).astype(np.uint8)
+
+    def encode(
+        self,
+        image: ImageLike,
+        residual: str = "hevc",
+        quality: int | None = None,
+        target_bpp: float | None = None,
+        verify: bool = False,
+    ) -> EncodeResult:
+        """Compress ``image`` into one ``.dsslic`` file.
+
+        ``residual`` is a codec from :data:`codecs.RESIDUAL_CODECS` or ``"none"`` (coarse layers only);
+        ``quality`` is its native setting (QP for hevc); ``target_bpp`` instead searches the setting
+        whose whole file comes closest under that many bits per pixel (bisection on real encodes).
+        """
+        x = load_image(image, self.max_pixels)
+        h, w = x.shape[:2]
+        header, x_coarse = self._base_layers(x)
+
+        def finish(q: int | None) -> EncodeResult:
+            hd = Header(**{**header.__dict__, "layers": list(header.layers)})
+            x_hat = x_coarse
+            if residual != "none":
+                rc = codecs.get(codecs.RESIDUAL_CODECS[residual])
+                r8, lo, hi = self._residual(x, x_coarse)
+                hd.res_min, hd.res_max = lo, hi
+                payload = rc.encode(r8, q)
+                hd.layers.append(Layer(LayerKind.RESIDUAL, rc.id, payload, rc.check_quality(q)))
+                if verify or target_bpp is None:
+                    x_hat = self._add_residual(x_coarse, rc.decode(payload, r8.shape), lo, hi)
+            data = bitstream.serialize(hd)
+            sizes = {k.kind.name.lower(): len(k.data) for k in hd.layers}
+            return EncodeResult(data, w, h, sizes, q, psnr(x, x_coarse), psnr(x, x_hat))
+
+        if residual != "none" and residual not in codecs.RESIDUAL_CODECS:
+            raise DsslicInputError(
+                f"unknown residual codec {residual!r}; choose from {', '.join([*codecs.RESIDUAL_CODECS, 'none'])}"
+            )
+        if target_bpp is None or residual == "none":
+            res = finish(quality if residual != "none" else None)
+        else:
+            res = self._search_quality(finish, codecs.get(codecs.RESIDUAL_CODECS[residual]), target_bpp)
+            if verify:
+                res = finish(res.quality)
+        if verify:
+            decoded = self.decode(res.data)
+            if res.psnr is not None and abs(psnr(x, decoded) - res.psnr) > 1e-9:
+                raise RuntimeError("verification failed: the decoded file differs from the encoder's reconstruction")
+        return res
+
+    @staticmethod
+    def _search_quality(finish, rc: codecs.LayerCodec, target_bpp: float) -> EncodeResult:
+        """Best setting whose total file fits under ``target_bpp`` (quality assumed monotone in size)."""
+        lo, hi = rc.quality_range
+        order = list(range(lo, hi + 1)) if rc.higher_is_better else list(range(hi, lo - 1, -1))  # worst..best
+        a, b = 0, len(order) - 1
+        best = finish(order[0])
+        if best.bpp > target_bpp:
+            warnings.warn(
+                f"target {target_bpp} bpp is below what the base layers and the coarsest residual take "
+                f"({best.bpp:.4f} bpp); using the coarsest setting",
+                stacklevel=3,
+            )
+            return best
+        while a < b:  # invariant: order[a] fits
+            mid = (a + b + 1) // 2
+            res = finish(order[mid])
+            if res.bpp <= target_bpp:
+                a, best = mid, res
+            else:
+                b = mid - 1
+        return best
+
+    # ------------------------------------------------------------------ Algorithm 1: decoder
+    def _check_model(self, hd: Header) -> None:
+        if hd.model_id != self.model.model_id or hd.alpha != self.alpha:
+            raise DsslicFormatError(
+                f"file was made with model id {hd.model_id.hex()} (alpha {hd.alpha}); this decoder holds "
+                f"model {self.model.name!r} (id {self.model.model_id.hex()}); pass --model with the right one"
+            )
+
+    def _decode_layer(self, hd: Header, kind: LayerKind, shape: tuple[int, ...]) -> np.ndarray:
+        layer = hd.layer(kind)
+        assert layer is not None
+        return codecs.by_id(layer.codec_id).decode(layer.data, shape)
+
+    def decode(self, data: bytes, layers: Layers = "full") -> np.ndarray:
+        """Decode a ``.dsslic`` file to uint8 HxWx3: the label map rendered (``seg``), x' (``coarse``) or x~."""
+        hd = bitstream.parse(data, self.max_pixels)
+        h, w = hd.height, hd.width
+        s = self._decode_layer(hd, LayerKind.SEG, hd.seg_shape)
+        if hd.num_labels and int(s.max(initial=0)) >= hd.num_labels:
+            raise DsslicFormatError(f"label map has id {int(s.max())}, the header says {hd.num_labels} labels")
+        if layers == "seg":
+            pal = self.segmenter.palette if self.segmenter.id == hd.segmenter_id else None
+            return segnet.colorize(s, pal)
+        self._check_model(hd)
+        c8 = self._decode_layer(hd, LayerKind.COMPACT, hd.compact_shape)
+        x_coarse = self.recnet(_pad_to(s, self.alpha), c8)[:h, :w]  # x' <- RecNet(s, c)
+        res = hd.layer(LayerKind.RESIDUAL)
+        if layers == "coarse" or res is None:
+            return x_coarse
+        r8 = self._decode_layer(hd, LayerKind.RESIDUAL, (h, w, 3))
+        return self._add_residual(x_coarse, r8, hd.res_min, hd.res_max)  # x~ <- x' + r
+
+    # ------------------------------------------------------------------ API conveniences
+    def compress(self, image: ImageLike, **kw) -> bytes:
+        return self.encode(image, **kw).data
+
+    def decompress(self, data: bytes, layers: Layers = "full") -> np.ndarray:
+        return self.decode(data, layers)
+
+
+def info(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> dict:
+    """What a file holds, without running any network: sizes, model, labels present, layers, rate."""
+    hd = bitstream.parse(data, max_pixels)
+    layers = []
+    for layer in hd.layers:
+        c = codecs.by_id(layer.codec_id)
+        layers.append({"layer": layer.kind.name.lower(), "codec": c.name, "quality": layer.quality,
+                       "bytes": len(layer.data), "bpp": 8 * len(layer.data) / (hd.width * hd.height)})
+    s = codecs.by_id(hd.layers[0].codec_id).decode(hd.layers[0].data, hd.seg_shape)
+    model = models.name_for_id(hd.model_id)
+    n = hd.width * hd.height
+    header_bytes = len(data) - sum(len(la.data) for la in hd.layers)
+    return {
+        "width": hd.width, "height": hd.height, "alpha": hd.alpha,
+        "model_id": hd.model_id.hex(), "model": model,
+        "segmenter_id": hd.segmenter_id.hex(), "num_labels": hd.num_labels,
+        "labels_present": sorted(int(v) for v in np.unique(s)),
+        "residual_range": [hd.res_min, hd.res_max],
+        "header_bytes": header_bytes, "layers": layers, "bytes": len(data),
+        "bpp": 8 * len(data) / n, "bpp_per_channel": 8 * len(data) / n / 3,
+    }

@@ -1,0 +1,469 @@
+"""Layer codecs: every image codec dsslic uses, behind one small interface.
+
+A :class:`LayerCodec` turns a uint8 (or uint16, for label maps) image into bytes and back.
+The same objects code DSSLIC's layers (label map, compact image, residual) and serve as the
+classical baselines of ``dsslic eval`` (``bpg444`` is :class:`HevcCodec` coding the image itself),
+so that every curve is measured through exactly the same encoder settings.
+
+Decoders are written for strangers' files: each checks the size a stream claims *before*
+decoding it and raises :class:`~dsslic.errors.DsslicFormatError` for anything that does not
+match what the container promised.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from .errors import DsslicFormatError, DsslicInputError
+
+Shape = tuple[int, ...]
+
+
+class LayerCodec:
+    """Interface of one image codec.
+
+    ``quality`` is the codec's native setting (QP for HEVC, 0–100 for AVIF/WebP/JPEG/JPEG XL,
+    compression ratio for JPEG 2000); ``higher_is_better`` says which way it goes, so rate
+    control and sweeps can treat all codecs alike.
+    """
+
+    name: ClassVar[str]
+    id: ClassVar[int]
+    lossless: ClassVar[bool] = False
+    quality_range: ClassVar[tuple[int, int]] = (0, 0)
+    higher_is_better: ClassVar[bool] = True
+    default_quality: ClassVar[int | None] = None
+    #: bytes a stand-alone file of this codec would add to the raw stream (counted by ``eval``)
+    container_overhead: ClassVar[int] = 0
+    description: ClassVar[str] = ""
+
+    def encode(self, img: np.ndarray, quality: int | None = None) -> bytes:
+        raise NotImplementedError
+
+    def decode(self, data: bytes, shape: Shape) -> np.ndarray:
+        """Decode ``data`` into an array of exactly ``shape`` or raise DsslicFormatError."""
+        raise NotImplementedError
+
+    def check_quality(self, quality: int | None) -> int | None:
+        if self.lossless:
+            return None
+        q = self.default_quality if quality is None else int(quality)
+        lo, hi = self.quality_range
+        if not lo <= q <= hi:
+            raise DsslicInputError(f"{self.name}: quality {q} outside [{lo}, {hi}]")
+        return q
+
+
+def _expect(arr: np.ndarray, shape: Shape, name: str) -> np.ndarray:
+    if arr.shape != tuple(shape):
+        raise DsslicFormatError(f"{name} layer decodes to shape {arr.shape}, the header says {tuple(shape)}")
+    return np.ascontiguousarray(arr)
+
+
+def _check_claimed(w: int, h: int, shape: Shape, name: str) -> None:
+    if (h, w) != tuple(shape[:2]):
+        raise DsslicFormatError(f"{name} stream claims {w}x{h} pixels, the header says {shape[1]}x{shape[0]}")
+
+
+# --------------------------------------------------------------------------------------------
+# Colour transforms (full-range BT.601, as JPEG, JFIF and libbpg's default use)
+# --------------------------------------------------------------------------------------------
+
+def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
+    """uint8 HxWx3 RGB -> uint8 3xHxW full-range BT.601 YCbCr planes."""
+    x = rgb.astype(np.float32)
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    cb = 128.0 - 0.168736 * r - 0.331264 * g + 0.5 * b
+    cr = 128.0 + 0.5 * r - 0.418688 * g - 0.081312 * b
+    return np.clip(np.rint(np.stack([y, cb, cr])), 0, 255).astype(np.uint8)
+
+
+def ycbcr_to_rgb(ycc: np.ndarray) -> np.ndarray:
+    """uint8 3xHxW full-range YCbCr planes -> uint8 HxWx3 RGB."""
+    y, cb, cr = (p.astype(np.float32) for p in ycc)
+    cb -= 128.0
+    cr -= 128.0
+    r = y + 1.402 * cr
+    g = y - 0.344136 * cb - 0.714136 * cr
+    b = y + 1.772 * cb
+    return np.clip(np.rint(np.stack([r, g, b], axis=-1)), 0, 255).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------------------------
+# Lossless
+# --------------------------------------------------------------------------------------------
+
+class ConstCodec(LayerCodec):
+    """A single-valued plane (e.g. the label map of the ``none`` segmenter): 2 bytes."""
+
+    name = "const"
+    id = 0
+    lossless = True
+    description = "constant plane, 16-bit value"
+
+    def encode(self, img: np.ndarray, quality: int | None = None) -> bytes:
+        v = int(img.flat[0])
+        if not (img == v).all():
+            raise ValueError("const codec needs a uniform image")
+        return struct.pack("<H", v)
+
+    def decode(self, data: bytes, shape: Shape) -> np.ndarray:
+        if len(data) != 2:
+            raise DsslicFormatError(f"const layer has {len(data)} bytes, expected 2")
+        (v,) = struct.unpack("<H", data)
+        return np.full(shape, v, dtype=np.uint8 if v < 256 else np.uint16)
+
+
+class _BitReader:
+    """LSB-first bit reader, as JPEG XL's headers are written."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = data, 0
+
+    def u(self, n: int) -> int:
+        v = 0
+        for i in range(n):
+            byte = self.pos >> 3
+            if byte >= len(self.data):
+                raise DsslicFormatError("JPEG XL stream ends inside its size header")
+            v |= ((self.data[byte] >> (self.pos & 7)) & 1) << i
+            self.pos += 1
+        return v
+
+
+def jxl_size(data: bytes) -> tuple[int, int]:
+    """Width and height a bare JPEG XL codestream declares (its SizeHeader), without decoding it."""
+    if data[:2] != b"\xff\x0a":
+        raise DsslicFormatError("layer is not a bare JPEG XL codestream")
+    br = _BitReader(data[2:16])
+
+    def u32() -> int:
+        return br.u((9, 13, 18, 30)[br.u(2)]) + 1
+
+    small = br.u(1)
+    height = (br.u(5) + 1) * 8 if small else u32()
+    ratio = br.u(3)
+    if ratio == 0:
+        width = (br.u(5) + 1) * 8 if small else u32()
+    else:
+        num, den = ((1, 1), (12, 10), (4, 3), (3, 2), (16, 9), (5, 4), (2, 1))[ratio - 1]
+        width = height * num // den
+    return width, height
+
+
+class JxlCodec(LayerCodec):
+    """JPEG XL via imagecodecs (libjxl): lossless at effort 9 for the base and first enhancement layers."""
+
+    name = "jxl"
+    id = 1
+    lossless = True
+    description = "JPEG XL lossless, effort 9 (libjxl via imagecodecs)"
+
+    def __init__(self, effort: int = 9) -> None:
+        self.effort = effort
+
+    def encode(self, img: np.ndarray, quality: int | None = None) -> bytes:
+        import imagecodecs
+
+        return bytes(imagecodecs.jpegxl_encode(np.ascontiguousarray(img), lossless=True, effort=self.effort))
+
+    def decode(self, data: bytes, shape: Shape) -> np.ndarray:
+        import imagecodecs
+
+        w, h = jxl_size(data)
+        _check_claimed(w, h, shape, self.name)
+        try:
+            arr = imagecodecs.jpegxl_decode(data)
+        except Exception as e:
+            raise DsslicFormatError(f"{self.name} layer does not decode ({e})") from None
+        return _expect(np.asarray(arr), shape, self.name)
+
+
+class JxlLossyCodec(JxlCodec):
+    """JPEG XL lossy (VarDCT), quality 0-100."""
+
+    name = "jxl-lossy"
+    id = 2
+    lossless = False
+    quality_range = (0, 100)
+    default_quality = 80
+    description = "JPEG XL lossy, effort 7, quality setting (libjxl via imagecodecs)"
+
+    def __init__(self, effort: int = 7) -> None:
+        self.effort = effort
+
+    def encode(self, img: np.ndarray, quality: int | None = None) -> bytes:
+        import imagecodecs
+
+        q = self.check_quality(quality)
+        return bytes(imagecodecs.jpegxl_encode(np.ascontiguousarray(img), level=q, effort=self.effort))
+
+
+# --------------------------------------------------------------------------------------------
+# HEVC intra through x265 (BPG's engine)
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class HevcCodec(LayerCodec):
+    """HEVC all-intra with libbpg's choices: x265, fixed QP, YCbCr full range, 8 bit, no info SEI.
+
+    ``colorspace`` is ``"ycbcr"`` (how BPG is used), or ``"rgb"`` (``bpgenc -c rgb``, coding G, B, R
+    as the three planes: the paper's anchor). ``chroma`` is ``"444"`` or ``"420"``. The stream is a raw
+    Annex-B HEVC stream; a BPG file would add a header of about 16 bytes (``container_overhead``).
+    x265 needs each side >= 32 pixels, so smaller images are edge-padded and cropped back.
+    """
+
+    colorspace: str = "ycbcr"
+    chroma: str = "444"
+    preset: str = "veryslow"
+    tune: str = "ssim"
+
+    name: ClassVar[str] = "hevc"
+    id: ClassVar[int] = 3
+    quality_range = (0, 51)
+    higher_is_better = False
+    default_quality = 29
+    container_overhead = 16
+    description = "HEVC intra (x265 via PyAV), QP, veryslow, tune ssim, YCbCr 4:4:4 full range"
+
+    MIN_SIDE: ClassVar[int] = 32
+
+    def _padded(self, h: int, w: int) -> tuple[int, int]:
+        m = 2 if self.chroma == "420" else 1
+        return max(self.MIN_SIDE, -(-h // m) * m), max(self.MIN_SIDE, -(-w // m) * m)
+
+    def _planes(self, img: np.ndarray) -> np.ndarray:
+        if img.ndim == 2:
+            img = np.repeat(img[..., None], 3, axis=2)
+        if self.colorspace == "rgb":
+            return np.ascontiguousarray(img[..., [1, 2, 0]].transpose(2, 0, 1))  # G, B, R like bpgenc
+        return rgb_to_ycbcr(img)
+
+    def _rgb(self, planes: np.ndarray) -> np.ndarray:
+        if self.colorspace == "rgb":
+            return np.ascontiguousarray(planes.transpose(1, 2, 0)[..., [2, 0, 1]])
+        return ycbcr_to_rgb(planes)
+
+    def encode(self, img: np.ndarray, quality: int | None = None) -> bytes:
+        import av
+
+        qp = self.check_quality(quality)
+        h, w = img.shape[:2]
+        ph, pw = self._padded(h, w)
+        planes = self._planes(img)
+        if (ph, pw) != (h, w):
+            planes = np.pad(planes, ((0, 0), (0, ph - h), (0, pw - w)), mode="edge")
+        if self.chroma == "420":
+            y = planes[0]
+            c = planes[1:].astype(np.float32).reshape(2, ph // 2, 2, pw // 2, 2).mean(axis=(2, 4))
+            c = np.clip(np.rint(c), 0, 255).astype(np.uint8)
+            frame = av.VideoFrame.from_ndarray(np.concatenate([y, c.reshape(-1, pw)], axis=0), format="yuv420p")
+            pix = "yuv420p"
+        else:
+            frame = av.VideoFrame.from_ndarray(planes, format="yuv444p")
+            pix = "yuv444p"
+        ctx = av.CodecContext.create("libx265", "w")
+        ctx.width, ctx.height, ctx.pix_fmt = pw, ph, pix
+        ctx.options = {
+            "preset": self.preset,
+            "tune": self.tune,
+            "x265-params": f"keyint=1:qp={qp}:info=0:repeat-headers=0:log-level=error",
+        }
+        packets = list(ctx.encode(frame)) + list(ctx.encode(None))
+        return b"".join(bytes(p) for p in packets)
+
+    def decode(self, data: bytes, shape: Shape) -> np.ndarray:
+        import av
+
+        h, w = shape[:2]
+        ph, pw = self._padded(h, w)
+        try:
+            ctx = av.CodecContext.create("hevc", "r")
+            # FFmpeg refuses a stream claiming more pixels than this before allocating frames
+            # (with room for its alignment of the coded size to 64-pixel coding tree blocks)
+            ctx.options = {"max_pixels": str((ph + 64) * (pw + 64)), "threads": "1"}
+            frames = []
+            for p in ctx.parse(data) + ctx.parse(None):
+                frames += ctx.decode(p)
+            frames += ctx.decode(None)
+        except Exception as e:
+            raise DsslicFormatError(f"{self.name} layer does not decode ({str(e)[:120]})") from None
+        if len(frames) != 1:
+            raise DsslicFormatError(f"{self.name} layer holds {len(frames)} pictures, expected 1")
+        fr = frames[0]
+        _check_claimed(fr.width, fr.height, (ph, pw), self.name)
+        if fr.format.name != ("yuv420p" if self.chroma == "420" else "yuv444p"):
+            raise DsslicFormatError(f"{self.name} layer has pixel format {fr.format.name}")
+        arr = fr.to_ndarray()
+        if self.chroma == "420":
+            planes = np.empty((3, ph, pw), np.uint8)
+            planes[0] = arr[:ph]
+            c = arr[ph:].reshape(2, ph // 2, pw // 2)
+            for i in range(2):
+                planes[1 + i] = _upsample2(c[i], ph, pw)
+        else:
+            planes = arr.reshape(3, ph, pw)
+        rgb = self._rgb(planes[:, :h, :w])
+        return _expect(rgb, (h, w, 3), self.name)
+
+
+def _upsample2(plane: np.ndarray, h: int, w: int) -> np.ndarray:
+    from PIL import Image
+
+    up = Image.fromarray(plane.astype(np.float32), "F").resize((w, h), Image.BILINEAR)
+    return np.clip(np.rint(np.asarray(up)), 0, 255).astype(np.uint8)
+
+
+class HevcRgbCodec(HevcCodec):
+    name = "hevc-rgb"
+    id = 4
+    description = "HEVC intra (x265), QP, coding the R, G, B planes directly (bpgenc -c rgb)"
+
+    def __init__(self) -> None:
+        super().__init__(colorspace="rgb")
+
+
+class Hevc420Codec(HevcCodec):
+    name = "hevc420"
+    id = 5
+    description = "HEVC intra (x265), QP, YCbCr 4:2:0 full range (bpgenc's default)"
+
+    def __init__(self) -> None:
+        super().__init__(chroma="420")
+
+
+# --------------------------------------------------------------------------------------------
+# Pillow codecs
+# --------------------------------------------------------------------------------------------
+
+class _PillowCodec(LayerCodec):
+    format: ClassVar[str]
+    quality_range = (0, 100)
+    default_quality = 75
+
+    def save_args(self, q: int) -> dict:
+        raise NotImplementedError
+
+    def encode(self, img: np.ndarray, quality: int | None = None) -> bytes:
+        from PIL import Image
+
+        q = self.check_quality(quality)
+        buf = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(img)).save(buf, format=self.format, **self.save_args(q))
+        return buf.getvalue()
+
+    def decode(self, data: bytes, shape: Shape) -> np.ndarray:
+        from PIL import Image
+
+        try:
+            with Image.open(io.BytesIO(data), formats=[self.format]) as im:
+                _check_claimed(im.width, im.height, shape, self.name)
+                im.load()
+                arr = np.asarray(im.convert("RGB") if len(shape) == 3 else im)
+        except DsslicFormatError:
+            raise
+        except Exception as e:
+            raise DsslicFormatError(f"{self.name} layer does not decode ({str(e)[:120]})") from None
+        return _expect(arr, shape, self.name)
+
+
+class AvifCodec(_PillowCodec):
+    name = "avif"
+    id = 6
+    format = "AVIF"
+    default_quality = 60
+    description = "AVIF (libaom via Pillow), quality, 4:4:4, speed 4"
+
+    def save_args(self, q: int) -> dict:
+        return {"quality": q, "subsampling": "4:4:4", "speed": 4}
+
+
+class WebpCodec(_PillowCodec):
+    name = "webp"
+    id = 7
+    format = "WEBP"
+    description = "WebP lossy (libwebp via Pillow), quality, method 6"
+
+    def save_args(self, q: int) -> dict:
+        return {"quality": q, "method": 6}
+
+
+class JpegCodec(_PillowCodec):
+    name = "jpeg"
+    id = 8
+    format = "JPEG"
+    description = "JPEG (libjpeg-turbo via Pillow), quality, 4:2:0, optimised Huffman tables"
+
+    def save_args(self, q: int) -> dict:
+        return {"quality": q, "optimize": True}
+
+
+class Jpeg2000Codec(_PillowCodec):
+    name = "jpeg2000"
+    id = 9
+    format = "JPEG2000"
+    quality_range = (2, 1000)
+    higher_is_better = False
+    default_quality = 40
+    description = "JPEG 2000 (OpenJPEG via Pillow), compression ratio, colour transform on (mct=1)"
+
+    def save_args(self, q: int) -> dict:
+        return {"quality_mode": "rates", "quality_layers": [q], "mct": 1, "irreversible": True}
+
+
+class PngCodec(_PillowCodec):
+    """PNG, lossless: a fallback for label maps with codecs other than JPEG XL unavailable."""
+
+    name = "png"
+    id = 10
+    format = "PNG"
+    lossless = True
+    description = "PNG lossless (zlib level 9)"
+
+    def save_args(self, q: int | None) -> dict:
+        return {"optimize": True}
+
+
+_REGISTRY: dict[str, LayerCodec] = {}
+_BY_ID: dict[int, LayerCodec] = {}
+
+
+def register(codec: LayerCodec) -> LayerCodec:
+    """Add a codec to the registry (by name and by its numeric id in the file format)."""
+    if codec.name in _REGISTRY or codec.id in _BY_ID:
+        raise ValueError(f"codec {codec.name!r} / id {codec.id} already registered")
+    _REGISTRY[codec.name] = codec
+    _BY_ID[codec.id] = codec
+    return codec
+
+
+for _c in (ConstCodec(), JxlCodec(), JxlLossyCodec(), HevcCodec(), HevcRgbCodec(), Hevc420Codec(),
+           AvifCodec(), WebpCodec(), JpegCodec(), Jpeg2000Codec(), PngCodec()):
+    register(_c)
+
+#: lossy codecs that may code the second enhancement layer (the residual); "jxl" means JPEG XL lossy
+RESIDUAL_CODECS = {"hevc": "hevc", "avif": "avif", "jxl": "jxl-lossy", "webp": "webp", "jpeg2000": "jpeg2000"}
+
+
+def get(name: str) -> LayerCodec:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown codec {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def by_id(codec_id: int) -> LayerCodec:
+    try:
+        return _BY_ID[codec_id]
+    except KeyError:
+        raise DsslicFormatError(f"unknown codec id {codec_id} (file from a newer dsslic?)") from None
+
+
+def names() -> list[str]:
+    return sorted(_REGISTRY)

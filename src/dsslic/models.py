@@ -1,0 +1,182 @@
+"""DSSLIC models: the pair (compact-image predictor, RecNet), found by name in a registry.
+
+Every model works on float images in [0, 1] of shape (B, 3, H, W) with H and W multiples of
+``alpha``, and label maps of shape (B, H, W):
+
+* ``compact(x, s)`` -> c at (H/alpha, W/alpha)   (the first enhancement layer, before 8-bit rounding)
+* ``reconstruct(s, c)`` -> x' = RecNet(s, c)     (computed from the *decoded* 8-bit c by both sides)
+* ``forward(x, s)`` -> (c, x') for training
+
+``plain`` needs no weights: c is the area mean of each alpha x alpha block and x' its bilinear
+upsampling (the paper's upComp without learning). ``LearnedModel`` holds CompNet and FineNet and is
+loaded from a safetensors file whose metadata carries its configuration.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .compnet import CompNet
+from .errors import DsslicInputError
+from .finenet import FineNet, RecNet, upsample
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+
+class DsslicModel(nn.Module):
+    name: str = "?"
+    alpha: int = 8
+    segmenter: str = "none"  # the segmenter this model was trained with
+    num_labels: int = 0  # label channels the networks take (0: they ignore s)
+
+    def compact(self, x: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def reconstruct(self, s: torch.Tensor | None, c: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, s: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        c = self.compact(x, s)
+        return c, self.reconstruct(s, c)
+
+    @property
+    def model_id(self) -> bytes:
+        """4 bytes stored in every file: a decoder with another model refuses the file."""
+        return hashlib.sha256(self.name.encode()).digest()[:4]
+
+
+class PlainModel(DsslicModel):
+    """No learning: c = area downsampling of x, x' = up(c)."""
+
+    name = "plain"
+
+    def __init__(self, alpha: int = 8, up_mode: str = "bilinear") -> None:
+        super().__init__()
+        self.alpha, self.up_mode = alpha, up_mode
+
+    def compact(self, x: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:
+        return F.avg_pool2d(x, self.alpha)
+
+    def reconstruct(self, s: torch.Tensor | None, c: torch.Tensor) -> torch.Tensor:
+        return upsample(c, self.alpha, self.up_mode).clamp(0, 1)
+
+
+@dataclass
+class LearnedConfig:
+    """Everything needed to rebuild a LearnedModel; stored as JSON in the weights' metadata."""
+
+    name: str = "custom"
+    width: int = 64  # 64 = the paper's size
+    n_blocks: int = 9
+    norm: str = "instance"
+    num_labels: int = 0  # 0 = noSeg
+    segmenter: str = "none"
+    alpha: int = 8
+    compact: str = "compnet"  # "compnet" (paper) or "area" (c anchored to the low-pass image)
+    finenet: bool = True  # False = upComp ablation
+    up_mode: str = "bilinear"
+
+    @classmethod
+    def preset(cls, preset: str, **kw) -> "LearnedConfig":
+        base = {"paper": dict(width=64, n_blocks=9), "small": dict(width=32, n_blocks=6, norm="instance-affine")}
+        if preset not in base:
+            raise ValueError(f"unknown preset {preset!r}: paper or small")
+        return cls(**{**base[preset], **kw})
+
+
+class LearnedModel(DsslicModel):
+    """CompNet + RecNet(FineNet) as in §3.2, in [-1, 1] internally."""
+
+    def __init__(self, config: LearnedConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.name, self.alpha, self.segmenter = config.name, config.alpha, config.segmenter
+        self.num_labels = config.num_labels
+        self.compnet = (
+            CompNet(config.num_labels, config.width, config.norm) if config.compact == "compnet" else None
+        )
+        fine = FineNet(config.num_labels, config.width, config.n_blocks, config.norm) if config.finenet else None
+        self.recnet = RecNet(fine, config.alpha, config.up_mode)
+        self._id: bytes | None = None
+
+    def compact(self, x: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:
+        if self.compnet is None:
+            return F.avg_pool2d(x, self.alpha)
+        return (self.compnet(x * 2 - 1, s) + 1) / 2
+
+    def reconstruct(self, s: torch.Tensor | None, c: torch.Tensor) -> torch.Tensor:
+        return ((self.recnet(s, c * 2 - 1) + 1) / 2).clamp(0, 1)
+
+    @property
+    def model_id(self) -> bytes:
+        if self._id is None:
+            h = hashlib.sha256(json.dumps(asdict(self.config), sort_keys=True).encode())
+            for k, v in sorted(self.state_dict().items()):
+                h.update(k.encode())
+                h.update(v.detach().to(torch.float32).cpu().numpy().tobytes())
+            self._id = h.digest()[:4]
+        return self._id
+
+    def save(self, path: str | os.PathLike, card: dict | None = None, half: bool = True) -> None:
+        """Weights-only safetensors export (float16 by default: half the bytes, ~no loss)."""
+        from safetensors.torch import save_file
+
+        sd = {k: (v.half() if half and v.is_floating_point() else v).contiguous() for k, v in self.state_dict().items()}
+        meta = {"config": json.dumps(asdict(self.config)), "card": json.dumps(card or {})}
+        save_file(sd, str(path), metadata=meta)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "LearnedModel":
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+        if "config" not in meta:
+            raise ValueError(f"{path}: no dsslic config in the safetensors metadata")
+        model = cls(LearnedConfig(**json.loads(meta["config"])))
+        sd = {k: v.float() for k, v in load_file(str(path)).items()}
+        model.load_state_dict(sd)
+        return model.eval()
+
+
+def available() -> list[str]:
+    """Names of the models this installation can load: built in plus shipped weights."""
+    shipped = sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors")) if WEIGHTS_DIR.is_dir() else []
+    return ["plain", *shipped]
+
+
+def load(name: str) -> DsslicModel:
+    """A model by registry name, or from a path to a ``.safetensors`` file."""
+    if name == "plain":
+        return PlainModel().eval()
+    path = WEIGHTS_DIR / f"{name}.safetensors"
+    if path.is_file():
+        return LearnedModel.load(path)
+    if name.endswith(".safetensors") and Path(name).is_file():
+        return LearnedModel.load(name)
+    raise DsslicInputError(f"unknown model {name!r}; available: {', '.join(available())} (or a .safetensors path)")
+
+
+@functools.lru_cache(maxsize=None)
+def _ids() -> dict[bytes, str]:
+    return {load(name).model_id: name for name in available()}
+
+
+def name_for_id(model_id: bytes) -> str | None:
+    """The installed model that wrote a file with this id, if any."""
+    return _ids().get(model_id)
+
+
+def default_model() -> str:
+    """The shipped default: ``general`` once trained weights ship, ``plain`` until then."""
+    return "general" if "general" in available() else "plain"
