@@ -1,0 +1,100 @@
+"""Encode and decode time of one 768x512 image on this machine, per layer and in total.
+
+    python benchmarks/speed.py [--image PATH] [--model plain] [--qp 29] [--repeat 5] [--device cpu]
+
+Uses Kodak's kodim01 from ../shared/data when present, else a synthetic 768x512 image.
+Times are the median of --repeat runs in one process (no interpreter or torch import time;
+that start-up cost, ~1.5-2 s, is printed separately).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dsslic import bitstream, codecs
+from dsslic.bitstream import LayerKind
+from dsslic.codec import Codec, _pad_to
+from dsslic.imageio import load_image
+
+KODIM01 = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "kodak" / "kodim01.png"
+
+
+def timed(fn, repeat: int):
+    ts, out = [], None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts), out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--image", default=str(KODIM01) if KODIM01.is_file() else None)
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--qp", type=int, default=29)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--device", default="cpu")
+    a = ap.parse_args()
+    if a.image:
+        x = load_image(a.image)
+    else:
+        rng = np.random.default_rng(0)
+        x = np.clip(rng.normal(128, 40, (512, 768, 3)).cumsum(1) / 30 + 128, 0, 255).astype(np.uint8)
+    codec = Codec(a.model, device=a.device)
+    sync = torch.cuda.synchronize if codec.device.type == "cuda" else (lambda: None)
+    h, w = x.shape[:2]
+    alpha = codec.alpha
+    rows = []
+
+    # encoder, stage by stage (Algorithm 1)
+    t_seg, s = timed(lambda: codec.segmenter.segment(x), a.repeat)
+    seg_codec = codecs.get("const" if (s == s.flat[0]).all() else "jxl")
+    t_segc, s_bytes = timed(lambda: seg_codec.encode(s), a.repeat)
+    xp, sp = _pad_to(x, alpha), _pad_to(s, alpha)
+    t_comp, c8 = timed(lambda: (codec.compact(xp, sp), sync())[0], a.repeat)
+    t_cc, c_bytes = timed(lambda: codecs.get("jxl").encode(c8), a.repeat)
+    t_rec, xc = timed(lambda: (codec.recnet(sp, c8), sync())[0], a.repeat)
+    r8, lo, hi = codec._residual(x, xc[:h, :w])
+    t_res, r_bytes = timed(lambda: codecs.get("hevc").encode(r8, a.qp), a.repeat)
+    t_enc, res = timed(lambda: codec.encode(x, quality=a.qp), a.repeat)
+    rows += [("encode", "segment (SegNet)", t_seg), ("encode", f"code s ({seg_codec.name})", t_segc),
+             ("encode", "compact c (CompNet)", t_comp), ("encode", "code c (jxl lossless)", t_cc),
+             ("encode", "x' = RecNet(s, c)", t_rec), ("encode", f"code residual (hevc qp {a.qp})", t_res),
+             ("encode", "total (Codec.encode)", t_enc)]
+
+    # decoder
+    hd = bitstream.parse(res.data)
+    t_parse, _ = timed(lambda: bitstream.parse(res.data), a.repeat)
+    t_ds, _ = timed(lambda: codecs.by_id(hd.layers[0].codec_id).decode(hd.layers[0].data, hd.seg_shape), a.repeat)
+    t_dc, _ = timed(lambda: codecs.get("jxl").decode(hd.layer(LayerKind.COMPACT).data, hd.compact_shape), a.repeat)
+    t_dr, _ = timed(lambda: codecs.get("hevc").decode(hd.layer(LayerKind.RESIDUAL).data, (h, w, 3)), a.repeat)
+    t_dec, _ = timed(lambda: codec.decode(res.data), a.repeat)
+    rows += [("decode", "parse + CRCs", t_parse), ("decode", "decode s", t_ds), ("decode", "decode c (jxl)", t_dc),
+             ("decode", "x' = RecNet(s, c)", t_rec), ("decode", "decode residual (hevc)", t_dr),
+             ("decode", "total (Codec.decode)", t_dec)]
+
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import dsslic.codec"], check=True)
+    t_import = time.perf_counter() - t0
+
+    dev = torch.cuda.get_device_name() if codec.device.type == "cuda" else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    print(f"image {w}x{h}, model {codec.model.name}, residual hevc qp {a.qp}: {len(res.data)} bytes, "
+          f"{res.bpp:.4f} bpp, PSNR {res.psnr:.2f} dB; device {dev}; median of {a.repeat}")
+    print("\n| step | stage | seconds |\n|---|---|---|")
+    for step, stage, t in rows:
+        print(f"| {step} | {stage} | {t:.3f} |")
+    print(f"\nstart-up (python + import dsslic.codec, torch included): {t_import:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
