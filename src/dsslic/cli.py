@@ -95,6 +95,8 @@ def cmd_compress(a: argparse.Namespace) -> int:
         try:
             res = codec.encode(src, residual=a.residual, quality=quality, target_bpp=a.target_bpp, verify=a.verify)
             dst.parent.mkdir(parents=True, exist_ok=True)
+            for stale in dst.parent.glob(f".{dst.name}.*.part"):  # left by a run killed mid-write
+                stale.unlink(missing_ok=True)
             atomic_write(dst, res.data)
         except DsslicError as e:
             if not batch:
