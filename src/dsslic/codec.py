@@ -24,6 +24,7 @@ from . import bitstream, codecs, models, segnet
 from .bitstream import Header, Layer, LayerKind
 from .errors import DsslicFormatError, DsslicInputError
 from .imageio import DEFAULT_MAX_PIXELS, ImageLike, load_image
+from .tiling import tiled
 
 Layers = Literal["seg", "coarse", "full"]
 
@@ -70,6 +71,8 @@ class Codec:
         segmenter: str | segnet.Segmenter | None = None,
         device: str = "cpu",
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        tile: int = 1024,
+        overlap: int = 128,
     ) -> None:
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise DsslicInputError("--device cuda asked for, but PyTorch sees no CUDA device")
@@ -85,6 +88,8 @@ class Codec:
             )
         self.max_pixels = max_pixels
         self.alpha = self.model.alpha
+        # networks run in overlapping tiles of tile x tile pixels (full resolution) on large images
+        self.tile, self.overlap = tile, overlap
 
     # ------------------------------------------------------------------ networks on numpy arrays
     def _img_tensor(self, x: np.ndarray) -> torch.Tensor:
@@ -99,15 +104,23 @@ class Codec:
     def _to_uint8(t: torch.Tensor) -> np.ndarray:
         return (t[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
+    def _tiled(self, fn, inputs, factors, out_factor, size) -> torch.Tensor:
+        # tiles aligned so that FineNet's three stride-2 layers see whole pixels at 1/alpha too
+        return tiled(fn, inputs, factors, out_factor, size, self.tile, self.overlap, align=8 * self.alpha)
+
     @torch.inference_mode()
     def compact(self, x_pad: np.ndarray, s_pad: np.ndarray) -> np.ndarray:
         """c = CompNet(x, s), rounded to the 8-bit image that is stored."""
-        return self._to_uint8(self.model.compact(self._img_tensor(x_pad), self._label_tensor(s_pad)))
+        x, s = self._img_tensor(x_pad), self._label_tensor(s_pad)
+        c = self._tiled(self.model.compact, [x, s], [1, 1], self.alpha, x_pad.shape[:2])
+        return self._to_uint8(c)
 
     @torch.inference_mode()
     def recnet(self, s_pad: np.ndarray, c8: np.ndarray) -> np.ndarray:
         """x' = RecNet(s, c) from the decoded layers, rounded to 8 bits (both sides do the same)."""
-        return self._to_uint8(self.model.reconstruct(self._label_tensor(s_pad), self._img_tensor(c8)))
+        s, c = self._label_tensor(s_pad), self._img_tensor(c8)
+        x = self._tiled(self.model.reconstruct, [s, c], [1, self.alpha], 1, s_pad.shape[:2])
+        return self._to_uint8(x)
 
     # ------------------------------------------------------------------ Algorithm 1: encoder
     def _base_layers(self, x: np.ndarray) -> tuple[Header, np.ndarray]:

@@ -1,0 +1,117 @@
+"""Fuzz the .dsslic parser and decoder for as long as asked; report inputs tried and escapes.
+
+    python fuzz/fuzz_decode.py --seconds 600 [--seed 0]
+
+Seeds are real files (several sizes, each residual codec, with and without a label map). Each input
+is a seed mutated by bit flips, byte sets, cuts, splices of another seed, and header edits with a
+recomputed header CRC (so the checks behind the CRC are reached). An *escape* is any outcome other
+than a decoded image of the declared size or a DsslicFormatError; a *slow* input takes over 2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import resource
+import time
+import traceback
+import zlib
+
+import numpy as np
+
+from dsslic import bitstream
+from dsslic.codec import Codec
+from dsslic.errors import DsslicFormatError
+from dsslic.segnet import FileSegmenter
+
+
+def seeds(codec: Codec) -> list[bytes]:
+    rng = np.random.default_rng(0)
+    out = []
+    for (h, w), residual in [((1, 1), "hevc"), ((9, 7), "hevc"), ((40, 56), "avif"), ((64, 48), "jxl"),
+                             ((33, 65), "webp"), ((48, 48), "jpeg2000"), ((40, 40), "none")]:
+        x = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        out.append(codec.compress(x, residual=residual))
+    labels = (np.arange(48 * 64).reshape(48, 64) // 500 % 5).astype(np.uint8)
+    c2 = Codec("plain", segmenter=FileSegmenter(labels))
+    out.append(c2.compress(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)))
+    return out
+
+
+def recrc(buf: bytearray) -> bytearray:
+    """Fix the header CRC of a mutated file when its header still parses far enough to find it."""
+    try:
+        r = bitstream._Reader(bytes(buf))
+        r.take(5, "")
+        r.varint(""), r.varint("")
+        r.take(2 + 8, "")
+        r.varint("")
+        r.take(4, "")
+        for _ in range(r.u8("")):
+            r.take(3, "")
+            r.varint("")
+            r.take(4, "")
+        end = r.pos
+        buf[end : end + 4] = zlib.crc32(bytes(buf[:end])).to_bytes(4, "little")
+    except Exception:
+        pass
+    return buf
+
+
+def mutate(rnd: random.Random, pool: list[bytes]) -> bytes:
+    buf = bytearray(rnd.choice(pool))
+    for _ in range(rnd.randint(1, 6)):
+        op = rnd.random()
+        i = rnd.randrange(len(buf)) if buf else 0
+        if op < 0.3 and buf:
+            buf[i] ^= 1 << rnd.randrange(8)
+        elif op < 0.5 and buf:
+            buf[i] = rnd.randrange(256)
+        elif op < 0.6:
+            del buf[i : i + rnd.randint(1, 64)]
+        elif op < 0.7:
+            other = rnd.choice(pool)
+            j = rnd.randrange(len(other))
+            buf[i:i] = other[j : j + rnd.randint(1, 64)]
+        else:  # a header byte, then a valid header CRC so the deeper checks run
+            k = rnd.randrange(min(len(buf), 60)) if buf else 0
+            if buf:
+                buf[k] = rnd.choice([0, 1, 2, 3, 7, 8, 127, 128, 200, 255, rnd.randrange(256)])
+            buf = recrc(buf)
+    return bytes(buf)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+    codec = Codec("plain", max_pixels=4_000_000)
+    pool = seeds(codec)
+    rnd = random.Random(a.seed)
+    n = decoded = rejected = escapes = slow = 0
+    t_end = time.time() + a.seconds
+    while time.time() < t_end:
+        data = mutate(rnd, pool)
+        n += 1
+        t = time.time()
+        try:
+            img = codec.decode(data)
+            hd = bitstream.parse(data)
+            assert img.shape == (hd.height, hd.width, 3) and img.dtype == np.uint8
+            decoded += 1
+        except DsslicFormatError:
+            rejected += 1
+        except Exception:
+            escapes += 1
+            print(f"ESCAPE on input {n} ({len(data)} bytes): {traceback.format_exc(limit=3)}")
+        if time.time() - t > 2:
+            slow += 1
+            print(f"SLOW input {n}: {time.time() - t:.1f} s")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"inputs tried: {n}; decoded: {decoded}; rejected with DsslicFormatError: {rejected}; "
+          f"escapes: {escapes}; slower than 2 s: {slow}; peak RSS {peak:.0f} MB; {a.seconds:.0f} s, seed {a.seed}")
+
+
+if __name__ == "__main__":
+    main()
