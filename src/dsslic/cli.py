@@ -198,12 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=cmd_info)
 
-    try:
-        from .eval import add_parser as add_eval
-    except ImportError:  # eval extras not installed
-        pass
-    else:
-        add_eval(sub)
+    from .eval import add_parser as add_eval
+    from .train import add_parser as add_train
+
+    add_eval(sub)
+    add_train(sub)
     return p
 
 

@@ -5,7 +5,7 @@ Every model works on float images in [0, 1] of shape (B, 3, H, W) with H and W m
 
 * ``compact(x, s)`` -> c at (H/alpha, W/alpha)   (the first enhancement layer, before 8-bit rounding)
 * ``reconstruct(s, c)`` -> x' = RecNet(s, c)     (computed from the *decoded* 8-bit c by both sides)
-* ``forward(x, s)`` -> (c, x') for training
+* ``forward(x, s, round_c)`` -> (c, x') for training
 
 ``plain`` needs no weights: c is the area mean of each alpha x alpha block and x' its bilinear
 upsampling (the paper's upComp without learning). ``LearnedModel`` holds CompNet and FineNet and is
@@ -44,8 +44,12 @@ class DsslicModel(nn.Module):
     def reconstruct(self, s: torch.Tensor | None, c: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward(self, x: torch.Tensor, s: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, s: torch.Tensor | None = None, round_c: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training pass: (c, x'). ``round_c`` rounds c to 8 bits (straight-through), as the codec stores it."""
         c = self.compact(x, s)
+        if round_c:
+            c = c + ((c.clamp(0, 1) * 255).round() / 255 - c).detach()
         return c, self.reconstruct(s, c)
 
     @property

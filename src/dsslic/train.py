@@ -1,0 +1,390 @@
+"""Training CompNet, FineNet and the two discriminators with the paper's losses (§3.3-3.4).
+
+Resumable and deterministic: the batch of step ``t`` is drawn from a generator seeded with
+``(seed, t, rank)``, so a run resumed from a checkpoint continues exactly as if never stopped.
+Images are held in memory as uint8 and cropped per step, which keeps a GPU fed without loader
+workers. Only torch, numpy and Pillow are needed (no codec libraries), so this runs on a bare
+GPU machine; SSIM needs ``pytorch-msssim``.
+
+Schedule (paper): Adam(2e-4, betas 0.5/0.999), constant learning rate, then linear decay to 0 over
+the last third of the steps; feature-matching and VGG losses leave the generator loss in that last
+third (kept throughout with ``synth``). The compact image is rounded to 8 bits with a
+straight-through estimator, as the codec stores it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .discriminator import MultiscaleDiscriminator
+from .finenet import upsample
+from .layers import one_hot
+from .losses import VGGLoss, feature_matching_loss, gan_loss, l1_loss, ssim_loss
+from .models import LearnedConfig, LearnedModel
+
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".webp"}
+
+
+@dataclass
+class TrainConfig:
+    data: list[str]
+    out: str
+    labels: list[str] = field(default_factory=list)  # label-map folders paired by file stem (e.g. CamVid *annot)
+    num_labels: int = 0  # 0 = noSeg; with labels: number of classes (ids >= num_labels are 'void')
+    preset: str = "small"
+    name: str = "custom"
+    width: int | None = None
+    n_blocks: int | None = None
+    norm: str | None = None
+    compact: str = "compnet"  # or "area": c anchored to the low-pass image
+    finenet: bool = True  # False: the upComp ablation
+    steps: int = 10000
+    batch: int = 16
+    crop: int = 256
+    lr: float = 2e-4
+    gan: bool = True
+    fm: bool = True  # discriminator feature matching
+    vgg: str | None = None  # path to torchvision vgg19 weights; None: no VGG loss
+    synth: bool = False  # keep perceptual losses in the last third (the paper's 'synth' ablation)
+    lam: float = 10.0  # the paper's lambda (L1 weight 2*lambda, FM and VGG weight lambda)
+    ssim_weight: float = 1.0
+    up_weight: float = 0.0  # optional L1(up(c), x): ties c to a thumbnail of x
+    augment: str = "flip"  # "flip" (paper) or "strong": + 90-degree rotations, brightness/contrast, scale
+    seed: int = 0
+    device: str = "cuda" if torch.cuda.is_available() else "cpu"
+    bf16: bool = True  # autocast on CUDA
+    compile: bool = False
+    log_every: int = 50
+    ckpt_every: int = 1000
+
+
+# ------------------------------------------------------------------------------------- data
+def _load_rgb(path: Path) -> np.ndarray:
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as im:
+        return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+
+
+def load_images(cfg: TrainConfig) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
+    """All training images (uint8 3xHxW) and their label maps, in memory."""
+    from PIL import Image
+
+    files = sorted(f for d in cfg.data for f in Path(d).rglob("*") if f.suffix.lower() in IMAGE_EXTS)
+    if not files:
+        raise ValueError(f"no training images under {cfg.data}")
+    label_index = {f.stem: f for d in cfg.labels for f in Path(d).rglob("*.png")}
+    imgs, labels = [], []
+    for f in files:
+        x = _load_rgb(f)
+        if min(x.shape[:2]) < cfg.crop:  # small images are upscaled to the crop size
+            s = cfg.crop / min(x.shape[:2])
+            x = np.asarray(Image.fromarray(x).resize((math.ceil(x.shape[1] * s), math.ceil(x.shape[0] * s)), Image.BICUBIC))
+        imgs.append(torch.from_numpy(np.array(x)).permute(2, 0, 1).contiguous())
+        if cfg.labels:
+            if f.stem not in label_index:
+                raise ValueError(f"no label map for {f.name} in {cfg.labels}")
+            lab = np.asarray(Image.open(label_index[f.stem]))
+            if lab.shape != x.shape[:2]:
+                lab = np.asarray(Image.fromarray(lab).resize((x.shape[1], x.shape[0]), Image.NEAREST))
+            labels.append(torch.from_numpy(lab.astype(np.int64)))
+        else:
+            labels.append(None)
+    return imgs, labels
+
+
+def batch_at(step: int, rank: int, cfg: TrainConfig, imgs, labels) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The batch of a given step: random crops, flips (and more with augment='strong'). Deterministic."""
+    g = torch.Generator().manual_seed(hash((cfg.seed, step, rank)) & 0x7FFFFFFF)
+    xs, ss = [], []
+    k = cfg.crop
+    for _ in range(cfg.batch):
+        i = int(torch.randint(len(imgs), (1,), generator=g))
+        x, s = imgs[i], labels[i]
+        kk = k
+        if cfg.augment == "strong":  # scale jitter: crop 0.75x-1.5x the size, resized to k below
+            kk = min(int(k * float(torch.empty(1).uniform_(0.75, 1.5, generator=g))), *x.shape[1:])
+        y0 = int(torch.randint(x.shape[1] - kk + 1, (1,), generator=g))
+        x0 = int(torch.randint(x.shape[2] - kk + 1, (1,), generator=g))
+        xc = x[:, y0 : y0 + kk, x0 : x0 + kk].float() / 255
+        sc = s[y0 : y0 + kk, x0 : x0 + kk] if s is not None else None
+        if kk != k:
+            xc = F.interpolate(xc[None], size=(k, k), mode="bilinear", antialias=True, align_corners=False)[0]
+            if sc is not None:
+                sc = F.interpolate(sc[None, None].float(), size=(k, k), mode="nearest")[0, 0].long()
+        if torch.rand(1, generator=g) < 0.5:
+            xc, sc = xc.flip(-1), (sc.flip(-1) if sc is not None else None)
+        if cfg.augment == "strong":
+            r = int(torch.randint(4, (1,), generator=g))
+            xc, sc = xc.rot90(r, (1, 2)), (sc.rot90(r, (0, 1)) if sc is not None else None)
+            a = float(torch.empty(1).uniform_(0.7, 1.3, generator=g))
+            b = float(torch.empty(1).uniform_(-0.1, 0.1, generator=g))
+            xc = ((xc - 0.5) * a + 0.5 + b).clamp(0, 1)
+        xs.append(xc)
+        ss.append(sc)
+    x = torch.stack(xs)
+    s = torch.stack(ss) if ss[0] is not None else None
+    if s is not None:
+        s = torch.where(s < cfg.num_labels, s, torch.full_like(s, -1))  # void: no one-hot bit set
+    return x, s
+
+
+# ------------------------------------------------------------------------------------- model
+def build(cfg: TrainConfig) -> tuple[LearnedModel, MultiscaleDiscriminator | None]:
+    over = {k: v for k, v in [("width", cfg.width), ("n_blocks", cfg.n_blocks), ("norm", cfg.norm)] if v is not None}
+    mcfg = LearnedConfig.preset(cfg.preset, name=cfg.name, num_labels=cfg.num_labels, compact=cfg.compact,
+                                finenet=cfg.finenet, segmenter="file" if cfg.num_labels else "none", **over)
+    g = LearnedModel(mcfg)
+    d = None
+    if cfg.gan:
+        d = MultiscaleDiscriminator(cfg.num_labels + 6, width=mcfg.width, norm="instance")
+    return g, d
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Constant for the first two thirds, then linear to zero."""
+    decay_start = cfg.steps * 2 // 3
+    if step < decay_start:
+        return cfg.lr
+    return cfg.lr * max(0.0, (cfg.steps - step) / max(1, cfg.steps - decay_start))
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, resume: bool = False) -> None:
+        self.cfg = cfg
+        self.rank, self.world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+        self.device = torch.device(cfg.device)
+        if self.world > 1:
+            torch.distributed.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+            if self.device.type == "cuda":
+                self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+                torch.cuda.set_device(self.device)
+        torch.manual_seed(cfg.seed)
+        self.G, self.D = build(cfg)
+        self.G.to(self.device)
+        if self.D is not None:
+            self.D.to(self.device)
+        if self.device.type == "cuda":
+            self.G.to(memory_format=torch.channels_last)
+        self.optG = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+        self.optD = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=(0.5, 0.999)) if self.D else None
+        self.vgg = VGGLoss(cfg.vgg).to(self.device) if cfg.vgg else None
+        self.step = 0
+        self.out = Path(cfg.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        if resume and (self.out / "checkpoint.pt").is_file():
+            self.load(self.out / "checkpoint.pt")
+        gm, dm = self.G, self.D
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            gm = DDP(self.G, device_ids=ids)
+            dm = DDP(self.D, device_ids=ids) if self.D else None
+        self.g_fwd = torch.compile(gm) if cfg.compile else gm
+        self.d_fwd = (torch.compile(dm) if cfg.compile else dm) if dm is not None else None
+
+    # ---- one step of eq. 10: L = L_D + L_G
+    def train_step(self, x: torch.Tensor, s: torch.Tensor | None) -> dict[str, torch.Tensor | float]:
+        """One generator and one discriminator update. Logged values are detached tensors (no GPU sync)."""
+        cfg, lam = self.cfg, self.cfg.lam
+        lr = lr_at(self.step, cfg)
+        for opt in (self.optG, self.optD):
+            if opt is not None:
+                for grp in opt.param_groups:
+                    grp["lr"] = lr
+        perceptual = cfg.synth or self.step < cfg.steps * 2 // 3
+        x = x.to(self.device, non_blocking=True)
+        s = s.to(self.device, non_blocking=True) if s is not None else None
+        amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and self.device.type == "cuda")
+        with amp:
+            c, x_hat = self.g_fwd(x, s, True)
+            c_up = upsample(c, self.G.alpha, self.G.config.up_mode)
+            logs = {}
+            loss_g = 2 * lam * l1_loss(x_hat, x)
+            logs["l1"] = l1_loss(x_hat, x).detach()
+            if cfg.ssim_weight:
+                ls = ssim_loss(x_hat, x)
+                loss_g = loss_g + cfg.ssim_weight * ls
+                logs["ssim_loss"] = ls.detach()
+            if cfg.up_weight:
+                loss_g = loss_g + cfg.up_weight * l1_loss(c_up, x)
+            if self.D is not None:
+                cond = [one_hot(s, cfg.num_labels, x.dtype)] if cfg.num_labels else []
+                real_in = torch.cat([*cond, c_up.detach() * 2 - 1, x * 2 - 1], 1)
+                fake_in = torch.cat([*cond, c_up.detach() * 2 - 1, x_hat * 2 - 1], 1)
+                d_fake = self.d_fwd(fake_in)
+                lg = gan_loss(d_fake, True)
+                loss_g = loss_g + lg
+                logs["gan_g"] = lg.detach()
+                if cfg.fm and perceptual:
+                    with torch.no_grad():
+                        d_real_feats = self.d_fwd(real_in)
+                    lf = feature_matching_loss(d_real_feats, d_fake)
+                    loss_g = loss_g + lam * lf
+                    logs["fm"] = lf.detach()
+            if self.vgg is not None and perceptual:
+                lv = self.vgg(x_hat.float(), x.float())
+                loss_g = loss_g + lam * lv
+                logs["vgg"] = lv.detach()
+        self.optG.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.optG.step()
+        if self.D is not None:
+            with amp:
+                ld = gan_loss(self.d_fwd(real_in), True) + gan_loss(self.d_fwd(fake_in.detach()), False)
+            self.optD.zero_grad(set_to_none=True)
+            ld.backward()
+            self.optD.step()
+            logs["d"] = ld.detach()
+        logs["loss_g"] = loss_g.detach()
+        logs["psnr"] = (10 * torch.log10(1 / F.mse_loss(x_hat.detach().float().clamp(0, 1), x.float())))
+        logs["lr"] = lr
+        self.step += 1
+        return logs
+
+    # ---- checkpoints: full state for resume (torch.save, local use) + weights-only safetensors export
+    def save(self) -> None:
+        if self.rank:
+            return
+        state = {"G": self.G.state_dict(), "optG": self.optG.state_dict(), "step": self.step,
+                 "config": asdict(self.cfg)}
+        if self.D is not None:
+            state |= {"D": self.D.state_dict(), "optD": self.optD.state_dict()}
+        tmp = self.out / "checkpoint.pt.tmp"
+        torch.save(state, tmp)
+        os.replace(tmp, self.out / "checkpoint.pt")
+
+    def load(self, path: Path) -> None:
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        self.G.load_state_dict(state["G"])
+        self.optG.load_state_dict(state["optG"])
+        if self.D is not None and "D" in state:
+            self.D.load_state_dict(state["D"])
+            self.optD.load_state_dict(state["optD"])
+        self.step = state["step"]
+
+    def export(self, card: dict | None = None) -> Path:
+        path = self.out / f"{self.cfg.name}.safetensors"
+        if not self.rank:
+            self.G.eval()
+            self.G.cpu().save(path, card={"steps": self.step, **(card or {})})
+            self.G.to(self.device).train()
+        return path
+
+    def fit(self, imgs, labels, progress: bool = True) -> None:
+        from tqdm import tqdm
+
+        cfg = self.cfg
+        log_path = self.out / "log.csv"
+        writer = None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(str(self.out / "tb")) if not self.rank else None
+        except Exception:  # tensorboard not installed: CSV only
+            pass
+        fields = ["step", "time_s", "crops_per_s", "lr", "loss_g", "l1", "ssim_loss", "gan_g", "fm", "vgg", "d", "psnr"]
+        new = not log_path.is_file()
+        f = open(log_path, "a", newline="") if not self.rank else None
+        wr = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore") if f else None
+        if wr and new:
+            wr.writeheader()
+        self.G.train()
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=not progress or bool(self.rank), unit="step")
+        t0, n0 = time.time(), self.step
+        while self.step < cfg.steps:
+            x, s = batch_at(self.step, self.rank, cfg, imgs, labels)
+            if self.device.type == "cuda":
+                x = x.pin_memory()
+            logs = self.train_step(x, s)
+            bar.update()
+            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                logs = {k: float(v) for k, v in logs.items()}
+                dt = time.time() - t0
+                logs |= {"step": self.step, "time_s": dt,
+                         "crops_per_s": (self.step - n0) * cfg.batch * self.world / max(dt, 1e-9)}
+                if wr:
+                    wr.writerow(logs)
+                    f.flush()
+                if writer:
+                    for k, v in logs.items():
+                        writer.add_scalar(k, v, self.step)
+                bar.set_postfix(psnr=f"{logs['psnr']:.2f}", l1=f"{logs['l1']:.4f}")
+            if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps:
+                self.save()
+        bar.close()
+        if f:
+            f.close()
+        (self.out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("train", help="train CompNet + FineNet (+ discriminators) on folders of images")
+    p.add_argument("--data", action="append", required=True, metavar="DIR")
+    p.add_argument("--out", required=True, metavar="RUN_DIR")
+    p.add_argument("--labels", action="append", default=[], metavar="DIR", help="label maps paired by file name")
+    p.add_argument("--num-labels", type=int, default=0)
+    p.add_argument("--no-seg", action="store_true", help="ignore labels (the paper's noSeg)")
+    p.add_argument("--preset", default="small", choices=["paper", "small"])
+    p.add_argument("--name", default="custom")
+    p.add_argument("--width", type=int)
+    p.add_argument("--n-blocks", type=int)
+    p.add_argument("--norm", choices=["instance", "instance-affine", "none"])
+    p.add_argument("--compact", default="compnet", choices=["compnet", "area"])
+    p.add_argument("--no-finenet", action="store_true", help="the upComp ablation")
+    p.add_argument("--steps", type=int, default=10000)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--crop", type=int, default=256)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--no-gan", action="store_true")
+    p.add_argument("--vgg", metavar="VGG19.pth", help="torchvision vgg19 state dict (enables the VGG loss)")
+    p.add_argument("--synth", action="store_true", help="keep perceptual losses in all steps")
+    p.add_argument("--up-weight", type=float, default=0.0)
+    p.add_argument("--augment", default="flip", choices=["flip", "strong"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--ckpt-every", type=int, default=1000)
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(a) -> int:
+    from .errors import DsslicInputError
+
+    if a.vgg is None:
+        import warnings
+
+        warnings.warn("no --vgg weights given: training without the VGG perceptual loss", stacklevel=1)
+    cfg = TrainConfig(
+        data=a.data, out=a.out, labels=[] if a.no_seg else a.labels, num_labels=0 if a.no_seg else a.num_labels,
+        preset=a.preset, name=a.name, width=a.width, n_blocks=a.n_blocks, norm=a.norm, compact=a.compact,
+        finenet=not a.no_finenet, steps=a.steps, batch=a.batch, crop=a.crop, lr=a.lr, gan=not a.no_gan, vgg=a.vgg,
+        synth=a.synth, up_weight=a.up_weight, augment=a.augment, seed=a.seed, device=a.device, compile=a.compile,
+        log_every=a.log_every, ckpt_every=a.ckpt_every)
+    if cfg.labels and not cfg.num_labels:
+        raise DsslicInputError("--labels needs --num-labels")
+    for d in cfg.data + cfg.labels:
+        if not Path(d).is_dir():
+            raise DsslicInputError(f"{d}: no such directory")
+    try:
+        imgs, labels = load_images(cfg)
+    except ValueError as e:
+        raise DsslicInputError(str(e)) from None
+    t = Trainer(cfg, resume=a.resume)
+    t.fit(imgs, labels)
+    path = t.export({"data": cfg.data, "config": asdict(cfg)})
+    print(f"weights: {path}")
+    return 0
