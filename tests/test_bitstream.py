@@ -104,6 +104,12 @@ def test_layer_swapped_for_another_codec(codec, encoded):
         codec.decode(_rehead(encoded, swap))
 
 
+def test_jxl_layer_claiming_other_size():
+    jxl = codecs.get("jxl")
+    with pytest.raises(DsslicFormatError, match="claims 64x48"):
+        jxl.decode(jxl.encode(np.zeros((48, 64, 3), np.uint8)), (8, 8, 3))
+
+
 def test_hevc_stream_claiming_more_pixels(codec, img):
     """An embedded stream bigger than the header says is refused by the decoder's pixel cap."""
     hevc = codecs.get("hevc")
@@ -132,6 +138,8 @@ def test_jxl_size_header():
     for h, w in [(1, 1), (8, 16), (37, 1000), (512, 768), (768, 512), (3000, 4000)]:
         data = codecs.get("jxl").encode(np.zeros((h, w), np.uint8) + 3)
         assert codecs.jxl_size(data) == (w, h)
+        deep = codecs.get("jxl").encode(np.zeros((h, w), np.uint16) + 300)  # 16 bit: inside the ISO container
+        assert codecs.jxl_size(deep) == (w, h)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -83,11 +83,11 @@ def cmd_compress(a: argparse.Namespace) -> int:
     else:
         _check_writable(pairs[0][1], a.force)
         todo = pairs
-    segmenter = None
-    if a.labels:
-        from .segnet import FileSegmenter
+    from . import segnet
 
-        segmenter = FileSegmenter(a.labels)
+    segmenter = segnet.get(a.segmenter, device=a.device) if a.segmenter else None
+    if a.labels:
+        segmenter = segnet.FileSegmenter(a.labels)
     codec = Codec(model=a.model, segmenter=segmenter, device=a.device, max_pixels=a.max_pixels)
     failed = 0
     bar = tqdm(todo, unit="img", disable=not batch or a.quiet, file=sys.stderr)
@@ -155,6 +155,33 @@ def cmd_info(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_segment(a: argparse.Namespace) -> int:
+    import numpy as np
+
+    from . import segnet
+    from .fileutil import atomic_write
+    from .imageio import load_image
+
+    out = Path(a.output)
+    _check_writable(out, a.force)
+    seg = segnet.get(a.segmenter, device=a.device)
+    x = load_image(a.input, a.max_pixels)
+    labels = seg.segment(x)
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    if a.color:
+        Image.fromarray(segnet.render_legend(segnet.colorize(labels, seg.palette), labels, seg)).save(buf, "PNG")
+    else:
+        Image.fromarray(labels.astype(np.uint16) if labels.max(initial=0) > 255 else labels.astype(np.uint8)).save(buf, "PNG")
+    atomic_write(out, buf.getvalue())
+    present = [seg.class_names[i] for i in np.unique(labels) if i < seg.num_labels]
+    print(f"{out}: {labels.shape[1]}x{labels.shape[0]} labels from {seg.name}; present: {', '.join(present)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     from .codecs import RESIDUAL_CODECS
@@ -179,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--residual", default="hevc", choices=[*RESIDUAL_CODECS, "none"], help="second enhancement layer codec")
     c.add_argument("--model", help="model name or .safetensors path (default: the shipped default)")
     c.add_argument("--labels", metavar="MAP.png", help="use this label map as the base layer (the 'file' segmenter)")
+    c.add_argument("--segmenter", help="segmenter for the base layer (default: the model's): none, camvid11, hf:DIR, ...")
     c.add_argument("--force", action="store_true", help="overwrite existing outputs")
     c.add_argument("--verify", action="store_true", help="decode each output and check it against the encoder")
     c.add_argument("-q", "--quiet", action="store_true")
@@ -198,11 +226,21 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=cmd_info)
 
+    sg = sub.add_parser("segment", parents=[common], help="image -> label map (the base layer's content)")
+    sg.add_argument("input", metavar="IN")
+    sg.add_argument("-o", "--output", required=True, metavar="MAP.png")
+    sg.add_argument("--segmenter", default="none", help="none, camvid11, file:MAP.png, hf:DIR, torchvision:PTH, or a path")
+    sg.add_argument("--color", action="store_true", help="write a colour rendering with a legend instead of raw ids")
+    sg.add_argument("--force", action="store_true")
+    sg.set_defaults(func=cmd_segment)
+
     from .eval import add_parser as add_eval
+    from .segtrain import add_parser as add_segtrain
     from .train import add_parser as add_train
 
     add_eval(sub)
     add_train(sub)
+    add_segtrain(sub)
     return p
 
 

@@ -80,7 +80,7 @@ class Codec:
         m = models.load(model or models.default_model()) if not isinstance(model, models.DsslicModel) else model
         self.model = m.to(self.device).eval()
         seg = segmenter if segmenter is not None else self.model.segmenter
-        self.segmenter = segnet.get(seg) if isinstance(seg, str) else seg
+        self.segmenter = segnet.get(seg, device=device) if isinstance(seg, str) else seg
         if self.model.num_labels and self.segmenter.num_labels > self.model.num_labels:
             raise DsslicInputError(
                 f"segmenter {self.segmenter.name!r} has {self.segmenter.num_labels} labels; "

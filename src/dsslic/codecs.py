@@ -137,10 +137,36 @@ class _BitReader:
         return v
 
 
+_JXL_CONTAINER = b"\x00\x00\x00\x0cJXL \r\n\x87\n"
+
+
+def _jxl_codestream_start(data: bytes) -> bytes:
+    """The first bytes of the codestream: the data itself, or inside the ISO container's jxlc/jxlp box."""
+    if data[:2] == b"\xff\x0a":
+        return data
+    if not data.startswith(_JXL_CONTAINER):
+        raise DsslicFormatError("layer is not a JPEG XL stream")
+    pos = len(_JXL_CONTAINER)
+    while pos + 8 <= len(data):
+        size, box = int.from_bytes(data[pos : pos + 4], "big"), data[pos + 4 : pos + 8]
+        head = 8
+        if size == 1:  # 64-bit size
+            size, head = int.from_bytes(data[pos + 8 : pos + 16], "big"), 16
+        if box == b"jxlc":
+            return data[pos + head :]
+        if box == b"jxlp":
+            return data[pos + head + 4 :]
+        if size < head:
+            break
+        pos += size
+    raise DsslicFormatError("JPEG XL container holds no codestream")
+
+
 def jxl_size(data: bytes) -> tuple[int, int]:
-    """Width and height a bare JPEG XL codestream declares (its SizeHeader), without decoding it."""
+    """Width and height a JPEG XL stream declares (its SizeHeader), without decoding it."""
+    data = _jxl_codestream_start(data)
     if data[:2] != b"\xff\x0a":
-        raise DsslicFormatError("layer is not a bare JPEG XL codestream")
+        raise DsslicFormatError("layer is not a JPEG XL codestream")
     br = _BitReader(data[2:16])
 
     def u32() -> int:

@@ -5,13 +5,16 @@ palette. Its id (a hash of its name and label set) goes into the file so that a 
 which label space a map uses.
 
 Built in: ``none`` (one label everywhere: the paper's noSeg) and ``file`` (a label map the user
-supplies, e.g. ground truth). A trained ``camvid11`` network is the subject of issue #3.
+supplies, e.g. ground truth); networks: :class:`SegNetLite` (our own, trained from scratch on
+CamVid by ``dsslic train-segnet``) and adapters for models users already have on disk
+(Hugging Face ``transformers``, torchvision DeepLabV3).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from pathlib import Path
 from abc import ABC, abstractmethod
 
 import numpy as np
@@ -109,15 +112,220 @@ class FileSegmenter(Segmenter):
         return self.labels
 
 
+# ----------------------------------------------------------------------------------------------
+# A compact segmentation network trained from scratch (issue #3): residual encoder, dilated
+# context at 1/16, DeepLabv3+-style decoder with a 1/4-scale skip. Runs at a working resolution
+# (long side ``work_size``) and upsamples the logits, which is what makes it fast on a CPU.
+# ----------------------------------------------------------------------------------------------
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+CAMVID11 = ["sky", "building", "pole", "road", "pavement", "tree", "signsymbol", "fence", "car", "pedestrian",
+            "bicyclist"]
+CAMVID11_PALETTE = np.array([[128, 128, 128], [128, 0, 0], [192, 192, 128], [128, 64, 128], [60, 40, 222],
+                             [128, 128, 0], [192, 128, 128], [64, 64, 128], [64, 0, 128], [64, 64, 0],
+                             [0, 128, 192]], np.uint8)
+
+
+def _cbr(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, dilation, dilation, bias=False), nn.BatchNorm2d(cout),
+                         nn.ReLU(True))
+
+
+class _Res(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int = 1, dilation: int = 1) -> None:
+        super().__init__()
+        self.a = _cbr(cin, cout, stride, dilation)
+        self.b = nn.Sequential(nn.Conv2d(cout, cout, 3, 1, dilation, dilation, bias=False), nn.BatchNorm2d(cout))
+        self.skip = (nn.Identity() if stride == 1 and cin == cout else
+                     nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.b(self.a(x)) + self.skip(x))
+
+
+class SegNetLite(nn.Module):
+    """Encoder-decoder segmenter: image in [0, 1] (B, 3, H, W) -> logits (B, classes, H, W)."""
+
+    def __init__(self, num_classes: int = 11, width: int = 32) -> None:
+        super().__init__()
+        w = width
+        self.stem = nn.Sequential(_cbr(3, w, 2), _cbr(w, w))  # 1/2
+        self.s2 = nn.Sequential(_Res(w, 2 * w, 2), _Res(2 * w, 2 * w))  # 1/4
+        self.s3 = nn.Sequential(_Res(2 * w, 4 * w, 2), _Res(4 * w, 4 * w))  # 1/8
+        self.s4 = nn.Sequential(_Res(4 * w, 8 * w, 2), _Res(8 * w, 8 * w, dilation=2), _Res(8 * w, 8 * w, dilation=4))
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(8 * w, 4 * w, 1), nn.ReLU(True))
+        self.ctx = _cbr(8 * w, 4 * w)
+        self.low = nn.Sequential(nn.Conv2d(2 * w, w, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(True))
+        self.head = nn.Sequential(nn.Conv2d(8 * w + w, 2 * w, 1, bias=False), nn.BatchNorm2d(2 * w), nn.ReLU(True),
+                                  _cbr(2 * w, 2 * w), nn.Conv2d(2 * w, num_classes, 1))
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]
+        x = (x - self.mean) / self.std
+        low = self.s2(self.stem(x))
+        deep = self.s4(self.s3(low))
+        ctx = torch.cat([self.ctx(deep), self.pool(deep).expand(-1, -1, *deep.shape[-2:])], 1)
+        ctx = F.interpolate(ctx, size=low.shape[-2:], mode="bilinear", align_corners=False)
+        y = self.head(torch.cat([ctx, self.low(low)], 1))
+        return F.interpolate(y, size=size, mode="bilinear", align_corners=False)
+
+
+class NetSegmenter(Segmenter):
+    """A SegNetLite with its weights, run at a working resolution (long side ``work_size``)."""
+
+    def __init__(self, name: str, net: SegNetLite, class_names: list[str], palette: np.ndarray | None = None,
+                 work_size: int = 480, flip: bool = False, device: str = "cpu") -> None:
+        self.name, self.net, self.class_names = name, net.eval().to(device), class_names
+        self._palette, self.work_size, self.flip, self.device = palette, work_size, flip, device
+
+    @property
+    def palette(self) -> np.ndarray:
+        return self._palette if self._palette is not None else default_palette(self.num_labels)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, **kw) -> "NetSegmenter":
+        import json
+
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+        cfg = json.loads(meta.get("config", "{}"))
+        names = cfg.get("class_names") or CAMVID11
+        net = SegNetLite(len(names), cfg.get("width", 32))
+        net.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
+        pal = np.array(cfg["palette"], np.uint8) if "palette" in cfg else None
+        return cls(cfg.get("name", Path(path).stem), net, names, pal, cfg.get("work_size", 480), **kw)
+
+    @torch.inference_mode()
+    def logits(self, image: np.ndarray) -> torch.Tensor:
+        h, w = image.shape[:2]
+        x = torch.from_numpy(np.array(image)).to(self.device).permute(2, 0, 1)[None].float() / 255
+        s = min(1.0, self.work_size / max(h, w))
+        if s < 1:
+            x = F.interpolate(x, scale_factor=s, mode="bilinear", antialias=True, align_corners=False)
+        y = self.net(x)
+        if self.flip:
+            y = y + self.net(x.flip(-1)).flip(-1)
+        return F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False)
+
+    def segment(self, image: np.ndarray) -> np.ndarray:
+        return self.logits(image)[0].argmax(0).to(torch.uint8).cpu().numpy()
+
+
+# ----------------------------------------------------------------------------------------------
+# Bring your own weights: models users already have on disk (nothing is downloaded).
+# ----------------------------------------------------------------------------------------------
+
+class HFSegmenter(Segmenter):
+    """A Hugging Face ``transformers`` semantic-segmentation model from a local folder
+    (SegFormer, UPerNet, ... e.g. trained on ADE20K's 150 classes, as in the paper)."""
+
+    def __init__(self, path: str | os.PathLike, device: str = "cpu") -> None:
+        try:
+            from transformers import AutoModelForSemanticSegmentation
+        except ImportError:
+            raise DsslicInputError("the hf segmenter needs `pip install transformers`") from None
+        if not Path(path).is_dir():
+            raise DsslicInputError(f"{path}: not a folder holding a transformers model")
+        self.model = AutoModelForSemanticSegmentation.from_pretrained(str(path), local_files_only=True).eval().to(device)
+        id2label = self.model.config.id2label
+        self.class_names = [str(id2label[i]) for i in range(len(id2label))]
+        self.name = f"hf:{Path(path).name}"
+        self.device = device
+
+    @torch.inference_mode()
+    def segment(self, image: np.ndarray) -> np.ndarray:
+        h, w = image.shape[:2]
+        x = torch.from_numpy(np.array(image)).to(self.device).permute(2, 0, 1)[None].float() / 255
+        mean = torch.tensor([0.485, 0.456, 0.406], device=self.device).view(1, 3, 1, 1)
+        std = torch.tensor([0.229, 0.224, 0.225], device=self.device).view(1, 3, 1, 1)
+        logits = self.model(pixel_values=(x - mean) / std).logits
+        logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+        lab = logits[0].argmax(0)
+        return lab.to(torch.uint8 if self.num_labels <= 256 else torch.int32).cpu().numpy().astype(
+            np.uint8 if self.num_labels <= 256 else np.uint16)
+
+
+class TorchvisionSegmenter(Segmenter):
+    """torchvision's DeepLabV3 (ResNet-50) with a local state dict (``.pth``, loaded weights-only)."""
+
+    VOC21 = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+             "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor"]
+
+    def __init__(self, path: str | os.PathLike, num_classes: int = 21, device: str = "cpu") -> None:
+        try:
+            from torchvision.models.segmentation import deeplabv3_resnet50
+        except ImportError:
+            raise DsslicInputError("the torchvision segmenter needs torchvision") from None
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+        self.model = deeplabv3_resnet50(weights=None, weights_backbone=None, num_classes=num_classes,
+                                        aux_loss=any(k.startswith("aux_classifier") for k in sd))
+        self.model.load_state_dict(sd)
+        self.model.eval().to(device)
+        self.class_names = self.VOC21 if num_classes == 21 else [f"class{i}" for i in range(num_classes)]
+        self.name, self.device = f"torchvision:{Path(path).name}", device
+
+    @torch.inference_mode()
+    def segment(self, image: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.array(image)).to(self.device).permute(2, 0, 1)[None].float() / 255
+        mean = torch.tensor([0.485, 0.456, 0.406], device=self.device).view(1, 3, 1, 1)
+        std = torch.tensor([0.229, 0.224, 0.225], device=self.device).view(1, 3, 1, 1)
+        return self.model((x - mean) / std)["out"][0].argmax(0).to(torch.uint8).cpu().numpy()
+
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
 _SEGMENTERS = {"none": NoSegmenter}
 
 
-def get(name: str) -> Segmenter:
-    """A built-in segmenter by name (``file`` needs a label map: construct FileSegmenter directly)."""
-    try:
+def available() -> list[str]:
+    shipped = sorted(p.name[: -len(".seg.safetensors")] for p in WEIGHTS_DIR.glob("*.seg.safetensors"))
+    return ["none", *shipped]
+
+
+def get(name: str, device: str = "cpu") -> Segmenter:
+    """A segmenter by name: ``none``, a shipped network (``camvid11`` once trained), ``file:MAP.png``,
+    ``hf:FOLDER`` (transformers), ``torchvision:WEIGHTS.pth`` (DeepLabV3) or a ``.seg.safetensors`` path."""
+    if name in _SEGMENTERS:
         return _SEGMENTERS[name]()
-    except KeyError:
-        raise DsslicInputError(f"unknown segmenter {name!r}; built in: {', '.join(sorted(_SEGMENTERS))}") from None
+    kind, _, arg = name.partition(":")
+    if kind == "file" and arg:
+        return FileSegmenter(arg)
+    if kind == "hf" and arg:
+        return HFSegmenter(arg, device=device)
+    if kind == "torchvision" and arg:
+        return TorchvisionSegmenter(arg, device=device)
+    path = WEIGHTS_DIR / f"{name}.seg.safetensors"
+    if path.is_file():
+        return NetSegmenter.load(path, device=device)
+    if name.endswith(".safetensors") and Path(name).is_file():
+        return NetSegmenter.load(name, device=device)
+    raise DsslicInputError(
+        f"unknown segmenter {name!r}; available: {', '.join(available())}, file:MAP.png, hf:FOLDER, torchvision:PTH")
+
+
+def render_legend(rgb: np.ndarray, labels: np.ndarray, seg: "Segmenter") -> np.ndarray:
+    """The colour rendering with a legend strip below it: one swatch and name per class present."""
+    from PIL import Image, ImageDraw
+
+    present = [int(i) for i in np.unique(labels) if i < seg.num_labels]
+    h, w = rgb.shape[:2]
+    rows = max(1, -(-len(present) // max(1, w // 140)))
+    canvas = Image.new("RGB", (w, h + 18 * rows), (255, 255, 255))
+    canvas.paste(Image.fromarray(rgb), (0, 0))
+    d = ImageDraw.Draw(canvas)
+    per_row = max(1, w // 140)
+    for k, i in enumerate(present):
+        x0, y0 = (k % per_row) * 140 + 4, h + (k // per_row) * 18 + 3
+        d.rectangle([x0, y0, x0 + 12, y0 + 12], fill=tuple(int(v) for v in seg.palette[i]), outline=(0, 0, 0))
+        d.text((x0 + 16, y0), seg.class_names[i][:18], fill=(0, 0, 0))
+    return np.asarray(canvas)
 
 
 def colorize(labels: np.ndarray, palette: np.ndarray | None = None) -> np.ndarray:

@@ -41,6 +41,7 @@ class TrainConfig:
     out: str
     labels: list[str] = field(default_factory=list)  # label-map folders paired by file stem (e.g. CamVid *annot)
     num_labels: int = 0  # 0 = noSeg; with labels: number of classes (ids >= num_labels are 'void')
+    segmenter: str = "camvid11"  # the segmenter the codec runs at inference for a model trained with labels
     preset: str = "small"
     name: str = "custom"
     width: int | None = None
@@ -143,7 +144,7 @@ def batch_at(step: int, rank: int, cfg: TrainConfig, imgs, labels) -> tuple[torc
 def build(cfg: TrainConfig) -> tuple[LearnedModel, MultiscaleDiscriminator | None]:
     over = {k: v for k, v in [("width", cfg.width), ("n_blocks", cfg.n_blocks), ("norm", cfg.norm)] if v is not None}
     mcfg = LearnedConfig.preset(cfg.preset, name=cfg.name, num_labels=cfg.num_labels, compact=cfg.compact,
-                                finenet=cfg.finenet, segmenter="file" if cfg.num_labels else "none", **over)
+                                finenet=cfg.finenet, segmenter=cfg.segmenter if cfg.num_labels else "none", **over)
     g = LearnedModel(mcfg)
     d = None
     if cfg.gan:

@@ -1,0 +1,54 @@
+"""Table 1 of the paper: the coarse reconstruction x' alone (no residual layer), per model.
+
+    python benchmarks/table1.py --data ../shared/data/kodak --models plain [general ...] [--out FILE.md]
+
+For each model: bits per pixel over all channels and per channel (= bpp / 3, the paper's unit) of
+the whole .dsslic file written with ``--residual none`` (header, label map and compact image),
+PSNR over RGB and MS-SSIM of x'. Means of per-image values. The paper's Kodak rows (bpp per channel,
+PSNR, MS-SSIM): upComp 0.087 / 17.77 / 0.738, synth 0.088 / 20.97 / 0.858, noSeg 0.080 / 21.46 / 0.887,
+withSeg 0.087 / 21.91 / 0.891.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from dsslic.codec import Codec
+from dsslic.eval import list_images, ms_ssim, psnr
+from dsslic.imageio import load_image
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", action="append", required=True)
+    ap.add_argument("--models", nargs="+", default=["plain"])
+    ap.add_argument("--limit", type=int)
+    ap.add_argument("--out")
+    a = ap.parse_args()
+    files = list_images(a.data, a.limit)
+    lines = [f"Coarse layer only (`--residual none`), {len(files)} images from {', '.join(a.data)}; "
+             "means of per-image values; rate = whole file.", "",
+             "| model | bpp | bpp per channel | PSNR (dB) | MS-SSIM |", "|---|---|---|---|---|"]
+    for name in a.models:
+        codec = Codec(name)
+        rows = []
+        for f in tqdm(files, desc=name, file=sys.stderr):
+            x = load_image(f)
+            res = codec.encode(x, residual="none")
+            y = codec.decode(res.data)
+            rows.append((res.bpp, psnr(x, y), ms_ssim(x, y)))
+        bpp, p, m = (float(np.nanmean(c)) for c in zip(*rows))
+        lines.append(f"| {name} | {bpp:.4f} | {bpp / 3:.4f} | {p:.2f} | {m:.4f} |")
+    text = "\n".join(lines)
+    print(text)
+    if a.out:
+        Path(a.out).write_text(text + "\n\nCommand: `python benchmarks/table1.py " + " ".join(sys.argv[1:]) + "`\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""Segmenters: the interface contract, the file segmenter in the bitstream, adapters, training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dsslic import segnet
+from dsslic.cli import main
+from dsslic.codec import Codec
+from dsslic.errors import DsslicInputError
+from dsslic.segtrain import SegTrainConfig, SegTrainer, batch_at, class_weights, confusion, load_pairs, scores
+
+from conftest import synthetic
+
+
+def _contract(seg: segnet.Segmenter, img: np.ndarray) -> np.ndarray:
+    lab = seg.segment(img)
+    assert lab.shape == img.shape[:2]
+    assert lab.dtype in (np.uint8, np.uint16)
+    assert int(lab.max()) < seg.num_labels
+    assert len(seg.class_names) == seg.num_labels
+    assert seg.palette.shape == (seg.num_labels, 3) and seg.palette.dtype == np.uint8
+    assert len(seg.id) == 4
+    return lab
+
+
+def test_none_and_file(tmp_path):
+    img = synthetic(30, 50)
+    assert (_contract(segnet.get("none"), img) == 0).all()
+    labels = (np.arange(30 * 50).reshape(30, 50) % 7).astype(np.uint8)
+    p = tmp_path / "m.png"
+    Image.fromarray(labels).save(p)
+    assert np.array_equal(_contract(segnet.get(f"file:{p}"), img), labels)
+    with pytest.raises(DsslicInputError, match="label map is"):
+        segnet.FileSegmenter(labels).segment(synthetic(31, 50))
+    with pytest.raises(DsslicInputError, match="unknown segmenter"):
+        segnet.get("pspnet")
+
+
+def test_file_labels_round_trip_through_bitstream():
+    img = synthetic(40, 48)
+    labels = (np.arange(40 * 48).reshape(40, 48) // 200 % 5).astype(np.uint8)
+    seg = segnet.FileSegmenter(labels)
+    data = Codec("plain", segmenter=seg).compress(img)
+    from dsslic import bitstream, codecs
+
+    hd = bitstream.parse(data)
+    assert hd.num_labels == 5 and hd.segmenter_id == seg.id
+    s = codecs.by_id(hd.layers[0].codec_id).decode(hd.layers[0].data, hd.seg_shape)
+    assert np.array_equal(s, labels)  # the base layer is lossless
+    rendered = Codec("plain", segmenter=seg).decompress(data, "seg")
+    assert np.array_equal(rendered, seg.palette[labels])
+
+
+def test_many_labels_uint16():
+    labels = (np.arange(20 * 30).reshape(20, 30) % 300).astype(np.uint16)
+    seg = segnet.FileSegmenter(labels)
+    data = Codec("plain", segmenter=seg).compress(synthetic(20, 30))
+    from dsslic import info
+
+    assert info(data)["labels_present"] == list(range(300))
+
+
+def test_net_segmenter_export_load(tmp_path):
+    torch.manual_seed(0)
+    d, lab = tmp_path / "img", tmp_path / "lab"
+    d.mkdir(), lab.mkdir()
+    for i in range(2):
+        x = synthetic(64, 80, seed=i)
+        Image.fromarray(x).save(d / f"f{i}.png")
+        Image.fromarray(((x[..., 2] > 128) * 3 + (x[..., 0] > 128) * 1 + (i == 1) * 11 * (x[..., 1] > 250)).astype(np.uint8)).save(lab / f"f{i}.png")
+    cfg = SegTrainConfig(data=[str(d)], labels=[str(lab)], out=str(tmp_path / "run"), width=8, steps=6, batch=2,
+                         crop=48, device="cpu", lr=3e-3)
+    imgs, labs = load_pairs(cfg)
+    w = class_weights(labs, 11)
+    assert w.shape == (11,) and (w > 0).all()
+    t = SegTrainer(cfg, w)
+    x, y = batch_at(0, cfg, imgs, labs)
+    assert x.shape == (2, 3, 48, 48) and y.shape == (2, 48, 48)
+    losses = [float(t.train_step(x, y)) for _ in range(6)]
+    assert losses[-1] < losses[0]
+    path = t.export("tiny")
+    seg = segnet.NetSegmenter.load(path)
+    assert seg.class_names == segnet.CAMVID11 and seg.name == "tiny"
+    _contract(seg, synthetic(100, 130))
+    _contract(segnet.get(str(path)), synthetic(33, 17))
+
+
+def test_scores():
+    gt = np.array([0, 0, 1, 1, 2, 11])
+    pred = np.array([0, 1, 1, 1, 2, 0])
+    s = scores(confusion(pred, gt, 3))
+    assert s["iou"] == pytest.approx([0.5, 2 / 3, 1.0])
+    assert s["pixel_acc"] == pytest.approx(4 / 5)
+
+
+def test_hf_adapter_tiny_random(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.SegformerConfig(num_channels=3, num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1],
+                                       hidden_sizes=[8, 16], num_attention_heads=[1, 1], patch_sizes=[7, 3],
+                                       strides=[4, 2], mlp_ratios=[2, 2], decoder_hidden_size=16, num_labels=150,
+                                       id2label={i: f"ade{i}" for i in range(150)},
+                                       label2id={f"ade{i}": i for i in range(150)})
+    torch.manual_seed(0)
+    transformers.SegformerForSemanticSegmentation(cfg).save_pretrained(tmp_path / "segformer-tiny")
+    seg = segnet.get(f"hf:{tmp_path / 'segformer-tiny'}")
+    assert seg.num_labels == 150 and seg.class_names[3] == "ade3"
+    img = synthetic(48, 64)
+    lab = _contract(seg, img)
+    data = Codec("plain", segmenter=seg).compress(img)
+    assert Codec("plain", segmenter=seg).decompress(data).shape == img.shape
+    assert lab.shape == (48, 64)
+
+
+def test_torchvision_adapter(tmp_path):
+    tv = pytest.importorskip("torchvision", reason="torchvision does not install beside torch 2.13 here")
+    m = tv.models.segmentation.deeplabv3_resnet50(weights=None, weights_backbone=None, num_classes=21)
+    torch.save(m.state_dict(), tmp_path / "dl.pth")
+    _contract(segnet.get(f"torchvision:{tmp_path / 'dl.pth'}"), synthetic(64, 64))
+
+
+def test_segment_cli(tmp_path, capsys):
+    p = tmp_path / "in.png"
+    Image.fromarray(synthetic(40, 60)).save(p)
+    labels = (np.arange(40 * 60).reshape(40, 60) // 300 % 3).astype(np.uint8)
+    lp = tmp_path / "gt.png"
+    Image.fromarray(labels).save(lp)
+    out = tmp_path / "map.png"
+    assert main(["segment", str(p), "-o", str(out), "--segmenter", f"file:{lp}"]) == 0
+    assert np.array_equal(np.asarray(Image.open(out)), labels)
+    col = tmp_path / "col.png"
+    assert main(["segment", str(p), "-o", str(col), "--segmenter", f"file:{lp}", "--color"]) == 0
+    assert np.asarray(Image.open(col)).shape[0] > 40  # legend strip below the map
+    capsys.readouterr()
+    bad = tmp_path / "bad.png"
+    bad.write_text("nope")
+    assert main(["segment", str(bad), "-o", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dsslic: error:") and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.png").exists()
