@@ -141,3 +141,21 @@ def test_segment_cli(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("dsslic: error:") and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("f", [2, 4, 3])
+def test_label_map_at_lower_resolution(f):
+    img = synthetic(37, 50)
+    yy, xx = np.mgrid[0:37, 0:50]
+    labels = ((yy // 10 + xx // 12) % 4).astype(np.uint8)  # regions, as a segmenter gives
+    seg = segnet.FileSegmenter(labels)
+    full = Codec("plain", segmenter=seg).compress(img)
+    c = Codec("plain", segmenter=seg, seg_factor=f)
+    res = c.encode(img)
+    assert len(res.data) < len(full)
+    rendered = c.decode(res.data, "seg")
+    agree = (rendered == seg.palette[labels]).all(-1).mean()
+    assert rendered.shape == img.shape and agree > 0.8
+    from dsslic.codec import psnr
+
+    assert psnr(img, Codec("plain", segmenter=seg).decode(res.data)) == pytest.approx(res.psnr)

@@ -62,6 +62,13 @@ def _pad_to(a: np.ndarray, m: int) -> np.ndarray:
     return np.pad(a, ((0, ph), (0, pw)) + ((0, 0),) * (a.ndim - 2), mode="symmetric")
 
 
+def _upscale_labels(s: np.ndarray, f: int, h: int, w: int) -> np.ndarray:
+    """Nearest-neighbour upscaling of a label map stored at 1/f of the size."""
+    if f == 1:
+        return s
+    return np.repeat(np.repeat(s, f, axis=0), f, axis=1)[:h, :w]
+
+
 class Codec:
     """Loaded networks for repeated use: ``Codec().compress(img)`` / ``.decompress(data)``."""
 
@@ -73,6 +80,7 @@ class Codec:
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         tile: int = 1024,
         overlap: int = 128,
+        seg_factor: int = 1,
     ) -> None:
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise DsslicInputError("--device cuda asked for, but PyTorch sees no CUDA device")
@@ -90,6 +98,9 @@ class Codec:
         self.alpha = self.model.alpha
         # networks run in overlapping tiles of tile x tile pixels (full resolution) on large images
         self.tile, self.overlap = tile, overlap
+        if not 1 <= seg_factor <= 255:
+            raise DsslicInputError("seg_factor must be in 1..255")
+        self.seg_factor = seg_factor  # the label map is stored at 1/seg_factor of the size
 
     # ------------------------------------------------------------------ networks on numpy arrays
     def _img_tensor(self, x: np.ndarray) -> torch.Tensor:
@@ -131,9 +142,14 @@ class Codec:
         s = self.segmenter.segment(x)  # s <- SegNet(x)
         if s.shape != (h, w):
             raise DsslicInputError(f"segmenter gave a {s.shape} map for a {w}x{h} image")
-        if (s == s.flat[0]).all():
+        f = self.seg_factor
+        s_stored = s[f // 2 :: f, f // 2 :: f] if f > 1 else s
+        if s_stored.shape != (-(-h // f), -(-w // f)):  # the last row/column when the size is not a multiple
+            s_stored = _pad_to(s, f)[f // 2 :: f, f // 2 :: f]
+        if (s_stored == s_stored.flat[0]).all():
             seg_codec = codecs.get("const")
-        s_layer = Layer(LayerKind.SEG, seg_codec.id, seg_codec.encode(s))
+        s_layer = Layer(LayerKind.SEG, seg_codec.id, seg_codec.encode(np.ascontiguousarray(s_stored)))
+        s = _upscale_labels(s_stored, f, h, w)  # what the decoder will have
 
         x_pad = _pad_to(x, self.alpha)
         s_pad = _pad_to(s, self.alpha)
@@ -145,7 +161,7 @@ class Codec:
         header = Header(
             width=w, height=h, alpha=self.alpha, model_id=self.model.model_id,
             segmenter_id=self.segmenter.id, num_labels=self.segmenter.num_labels,
-            layers=[s_layer, c_layer],
+            seg_factor=f, layers=[s_layer, c_layer],
         )
         return header, x_coarse
 
@@ -256,6 +272,7 @@ class Codec:
         s = self._decode_layer(hd, LayerKind.SEG, hd.seg_shape)
         if hd.num_labels and int(s.max(initial=0)) >= hd.num_labels:
             raise DsslicFormatError(f"label map has id {int(s.max())}, the header says {hd.num_labels} labels")
+        s = _upscale_labels(s, hd.seg_factor, h, w)
         if layers == "seg":
             pal = self.segmenter.palette if self.segmenter.id == hd.segmenter_id else None
             return segnet.colorize(s, pal)

@@ -1,0 +1,94 @@
+"""What the base layer (the label map) costs, and what making it cheaper does to it.
+
+    python benchmarks/label_cost.py [--labels ../shared/data/camvid/testannot] [--out FILE.md]
+
+On real label maps (CamVid test ground truth: 11 classes + void, 480x360), for each variant:
+bits per image pixel of the coded map (JPEG XL lossless effort 9, the codec dsslic uses; PNG and
+AVIF lossless for comparison), and the share of pixels whose label survives (vs the original map).
+Variants: full resolution; small islands (connected regions under N pixels) merged into their
+surroundings; stored at 1/2 and 1/4 resolution (dsslic's seg_factor, nearest-neighbour both ways).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from dsslic import codecs
+
+DEFAULT = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "camvid" / "testannot"
+
+
+def remove_islands(lab: np.ndarray, min_size: int) -> np.ndarray:
+    """Relabel connected regions smaller than min_size with the most common label around them."""
+    out = lab.copy()
+    for v in np.unique(lab):
+        comp, n = ndimage.label(lab == v)
+        if n == 0:
+            continue
+        sizes = ndimage.sum(np.ones_like(lab), comp, index=np.arange(1, n + 1))
+        for i in np.nonzero(sizes < min_size)[0]:
+            m = comp == i + 1
+            ring = ndimage.binary_dilation(m) & ~m
+            if ring.any():
+                out[m] = np.bincount(out[ring]).argmax()
+    return out
+
+
+def down_up(lab: np.ndarray, f: int) -> tuple[np.ndarray, np.ndarray]:
+    small = lab[f // 2 :: f, f // 2 :: f]
+    return small, np.repeat(np.repeat(small, f, 0), f, 1)[: lab.shape[0], : lab.shape[1]]
+
+
+def nbytes(lab: np.ndarray, how: str) -> int:
+    if how == "jxl":
+        return len(codecs.get("jxl").encode(np.ascontiguousarray(lab)))
+    buf = io.BytesIO()
+    if how == "png":
+        Image.fromarray(lab).save(buf, "PNG", optimize=True)
+    else:
+        Image.fromarray(np.repeat(lab[..., None], 3, 2)).save(buf, "AVIF", lossless=True, quality=100)
+    return len(buf.getvalue())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--labels", default=str(DEFAULT))
+    ap.add_argument("--out")
+    a = ap.parse_args()
+    files = sorted(Path(a.labels).glob("*.png"))
+    variants = {"full resolution": lambda l: (l, l),
+                "islands < 16 px merged": lambda l: (remove_islands(l, 16),) * 2,
+                "islands < 64 px merged": lambda l: (remove_islands(l, 64),) * 2,
+                "1/2 resolution": lambda l: down_up(l, 2),
+                "1/4 resolution": lambda l: down_up(l, 4),
+                "islands < 64 px, then 1/2": lambda l: down_up(remove_islands(l, 64), 2)}
+    rows = {k: {"jxl": [], "png": [], "avif": [], "kept": []} for k in variants}
+    for f in files:
+        lab = np.asarray(Image.open(f))
+        n = lab.size
+        for k, fn in variants.items():
+            stored, seen = fn(lab)
+            for how in ("jxl", "png", "avif"):
+                rows[k][how].append(8 * nbytes(stored, how) / n)
+            rows[k]["kept"].append(float((seen == lab).mean()))
+    lines = [f"{len(files)} label maps from {a.labels}; bits per image pixel (means); labels kept = share of pixels",
+             "whose label equals the original's.", "",
+             "| variant | JPEG XL lossless e9 (bpp) | PNG (bpp) | AVIF lossless (bpp) | labels kept |", "|---|---|---|---|---|"]
+    for k, r in rows.items():
+        lines.append(f"| {k} | {np.mean(r['jxl']):.4f} | {np.mean(r['png']):.4f} | {np.mean(r['avif']):.4f} | "
+                     f"{100 * np.mean(r['kept']):.2f}% |")
+    text = "\n".join(lines)
+    print(text)
+    if a.out:
+        Path(a.out).write_text(text + "\n\nCommand: `python benchmarks/label_cost.py " + " ".join(sys.argv[1:]) + "`\n")
+
+
+if __name__ == "__main__":
+    main()
