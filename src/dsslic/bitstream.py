@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 from .errors import DsslicFormatError
-from .imageio import DEFAULT_MAX_PIXELS
+from .imageio import DEFAULT_MAX_PIXELS, check_size
 
 MAGIC = b"DSLC"
 VERSION = 1
@@ -156,13 +156,7 @@ def parse(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Header:
         raise DsslicFormatError("header checksum mismatch (file is corrupt)")
 
     # The header is intact: now check that what it says is possible.
-    if width < 1 or height < 1:
-        raise DsslicFormatError(f"header gives an empty image ({width}x{height})")
-    if max_pixels is not None and width * height > max_pixels:
-        raise DsslicFormatError(
-            f"header claims {width}x{height} = {width * height / 1e6:.1f} megapixels, over the limit of "
-            f"{max_pixels / 1e6:.1f} (raise it with max_pixels / --max-pixels if you trust the file)"
-        )
+    check_size(width, height, max_pixels, DsslicFormatError, "header claims")
     if alpha < 1 or seg_factor < 1:
         raise DsslicFormatError("header has a zero scale factor")
     if res_min > res_max:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import c_k, c_out, d_k, one_hot
+from .layers import c_out, encoder, one_hot
 
 
 class CompNet(nn.Module):
@@ -18,13 +18,7 @@ class CompNet(nn.Module):
         super().__init__()
         self.num_labels = num_labels
         w = width
-        self.net = nn.Sequential(
-            c_k(3 + num_labels, w, norm),
-            d_k(w, 2 * w, norm),
-            d_k(2 * w, 4 * w, norm),
-            d_k(4 * w, 8 * w, norm),
-            c_out(8 * w, 3),
-        )
+        self.net = nn.Sequential(*encoder(3 + num_labels, w, norm), c_out(8 * w, 3))
 
     def forward(self, x: torch.Tensor, s: torch.Tensor | None = None) -> torch.Tensor:
         if self.num_labels:

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import ResBlock, c_k, c_out, d_k, one_hot, u_k
+from .layers import ResBlock, c_out, encoder, one_hot, u_k
 
 
 class FineNet(nn.Module):
@@ -19,10 +19,7 @@ class FineNet(nn.Module):
         self.num_labels = num_labels
         w = width
         self.net = nn.Sequential(
-            c_k(3 + num_labels, w, norm),
-            d_k(w, 2 * w, norm),
-            d_k(2 * w, 4 * w, norm),
-            d_k(4 * w, 8 * w, norm),
+            *encoder(3 + num_labels, w, norm),
             *[ResBlock(8 * w, norm) for _ in range(n_blocks)],
             u_k(8 * w, 4 * w, norm),
             u_k(4 * w, 2 * w, norm),

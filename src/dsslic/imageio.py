@@ -26,13 +26,14 @@ def _warn(msg: str) -> None:
     warnings.warn(msg, DsslicWarning, stacklevel=3)
 
 
-def check_size(width: int, height: int, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
+def check_size(width: int, height: int, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+               error: type[Exception] = DsslicInputError, what: str = "image is") -> None:
     """Refuse empty or oversized images before anything large is allocated."""
     if width < 1 or height < 1:
-        raise DsslicInputError(f"image has no pixels ({width}x{height})")
+        raise error(f"{what} {width}x{height}: no pixels")
     if max_pixels is not None and width * height > max_pixels:
-        raise DsslicInputError(
-            f"image is {width}x{height} = {width * height / 1e6:.1f} megapixels, over the limit of "
+        raise error(
+            f"{what} {width}x{height} = {width * height / 1e6:.1f} megapixels, over the limit of "
             f"{max_pixels / 1e6:.1f} (raise it with max_pixels / --max-pixels)"
         )
 

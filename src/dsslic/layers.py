@@ -42,6 +42,11 @@ def c_out(cin: int, k: int = 3) -> nn.Sequential:
     return nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(cin, k, 7), nn.Tanh())
 
 
+def encoder(cin: int, w: int, norm: str) -> list[nn.Module]:
+    """c_w, d_2w, d_4w, d_8w: the front that CompNet and FineNet share (1/8 of the size, 8w channels)."""
+    return [c_k(cin, w, norm), d_k(w, 2 * w, norm), d_k(2 * w, 4 * w, norm), d_k(4 * w, 8 * w, norm)]
+
+
 class ResBlock(nn.Module):
     """r_k: reflection padding and two 3x3 convolutions with normalisation, plus the identity."""
 
