@@ -110,6 +110,15 @@ def test_jxl_layer_claiming_other_size():
         jxl.decode(jxl.encode(np.zeros((48, 64, 3), np.uint8)), (8, 8, 3))
 
 
+def test_layer_with_a_codec_it_cannot_have(codec, encoded):
+    def const_compact(hd):
+        hd.layers[1].codec_id = codecs.get("const").id
+        hd.layers[1].data = b"\x00\x01"  # 256: would wrap around as an 8-bit sample
+
+    with pytest.raises(DsslicFormatError, match="compact layer cannot be coded with const"):
+        codec.decode(_rehead(encoded, const_compact))
+
+
 def test_hevc_stream_claiming_more_pixels(codec, img):
     """An embedded stream bigger than the header says is refused by the decoder's pixel cap."""
     hevc = codecs.get("hevc")
