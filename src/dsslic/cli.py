@@ -115,16 +115,19 @@ def cmd_compress(a: argparse.Namespace) -> int:
 
 
 def cmd_decompress(a: argparse.Namespace) -> int:
-    from . import bitstream, models
-    from .codec import Codec
-    from .imageio import save_image
+    from . import bitstream
 
     data = _read(a.input)
     out = Path(a.output)
     _check_writable(out, a.force)
+    hd = bitstream.parse(data, a.max_pixels)  # a bad file fails here, before torch is imported
+
+    from . import models
+    from .codec import Codec
+    from .imageio import save_image
+
     model = a.model
     if model is None and a.layers != "seg":
-        hd = bitstream.parse(data, a.max_pixels)
         model = models.name_for_id(hd.model_id)
         if model is None:
             raise DsslicInputError(
@@ -138,9 +141,13 @@ def cmd_decompress(a: argparse.Namespace) -> int:
 
 
 def cmd_info(a: argparse.Namespace) -> int:
+    from . import bitstream
+
+    data = _read(a.input)
+    bitstream.parse(data, a.max_pixels)  # a bad file fails here, before torch is imported
     from .codec import info
 
-    d = info(_read(a.input), a.max_pixels)
+    d = info(data, a.max_pixels)
     if a.json:
         print(json.dumps(d, indent=2))
         return 0
@@ -182,7 +189,14 @@ def cmd_segment(a: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Subcommands whose modules import torch or plotting libraries: built only when asked for, so that
+# `dsslic info` or a bad file answers without paying for those imports.
+_LAZY = {"eval": ("dsslic.eval", "rate-distortion curves against classical codecs"),
+         "train": ("dsslic.train", "train CompNet + FineNet (+ discriminators) on folders of images"),
+         "train-segnet": ("dsslic.segtrain", "train the SegNetLite segmenter from scratch on labelled images")}
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     from . import __version__
     from .codecs import RESIDUAL_CODECS
     from .imageio import DEFAULT_MAX_PIXELS
@@ -234,20 +248,21 @@ def build_parser() -> argparse.ArgumentParser:
     sg.add_argument("--force", action="store_true")
     sg.set_defaults(func=cmd_segment)
 
-    from .eval import add_parser as add_eval
-    from .segtrain import add_parser as add_segtrain
-    from .train import add_parser as add_train
+    import importlib
 
-    add_eval(sub)
-    add_train(sub)
-    add_segtrain(sub)
+    words = [w for w in (sys.argv[1:] if argv is None else argv) if not w.startswith("-")]
+    for name, (module, help_) in _LAZY.items():
+        if words[:1] == [name]:
+            importlib.import_module(module).add_parser(sub)
+        else:
+            sub.add_parser(name, help=help_)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = _warning
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(argv).parse_args(argv)
         return args.func(args)
     except DsslicError as e:
         print(f"dsslic: error: {e}", file=sys.stderr)
