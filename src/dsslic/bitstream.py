@@ -12,10 +12,18 @@ import zlib
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from . import codecs
 from .errors import DsslicFormatError
 from .imageio import DEFAULT_MAX_PIXELS, check_size
 
 MAGIC = b"DSLC"
+
+# which codecs may code which layer: lossless ones for s and c, 3-channel ones for the residual
+LAYER_CODECS = {
+    0: {"const", "jxl", "png"},
+    1: {"jxl", "png"},
+    2: {"hevc", "hevc-rgb", "hevc420", "avif", "jxl-lossy", "webp", "jpeg2000", "jpeg", "jxl", "png"},
+}
 VERSION = 1
 _MAX_VARINT_BYTES = 5  # 35 bits: far above any size the limits admit
 
@@ -171,6 +179,9 @@ def parse(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Header:
     for i, (kind, codec_id, q, length, crc) in enumerate(table):
         if i >= len(expected) or kind != expected[i]:
             raise DsslicFormatError(f"layer {i} has kind {kind}; layers must be seg, compact, residual in order")
+        codec = codecs.by_id(codec_id)
+        if codec.name not in LAYER_CODECS[kind]:
+            raise DsslicFormatError(f"{LayerKind(kind).name.lower()} layer cannot be coded with {codec.name}")
         payload = r.take(length, f"layer {LayerKind(kind).name.lower()}")
         if zlib.crc32(payload) != crc:
             raise DsslicFormatError(f"{LayerKind(kind).name.lower()} layer checksum mismatch (file is corrupt)")

@@ -260,20 +260,10 @@ class Codec:
                 f"model {self.model.name!r} (id {self.model.model_id.hex()}); pass --model with the right one"
             )
 
-    # which codecs may code which layer: lossless ones for s and c, 3-channel ones for the residual
-    _LAYER_CODECS = {
-        LayerKind.SEG: {"const", "jxl", "png"},
-        LayerKind.COMPACT: {"jxl", "png"},
-        LayerKind.RESIDUAL: set(codecs.RESIDUAL_CODECS.values()) | {"jxl", "png", "hevc-rgb", "hevc420", "jpeg"},
-    }
-
     def _decode_layer(self, hd: Header, kind: LayerKind, shape: tuple[int, ...]) -> np.ndarray:
         layer = hd.layer(kind)
-        assert layer is not None
-        codec = codecs.by_id(layer.codec_id)
-        if codec.name not in self._LAYER_CODECS[kind]:
-            raise DsslicFormatError(f"{kind.name.lower()} layer cannot be coded with {codec.name}")
-        arr = codec.decode(layer.data, shape)
+        assert layer is not None  # parse() checked that the codec exists and fits this layer
+        arr = codecs.by_id(layer.codec_id).decode(layer.data, shape)
         if kind != LayerKind.SEG and arr.dtype != np.uint8:
             raise DsslicFormatError(f"{kind.name.lower()} layer decodes to {arr.dtype}, expected 8-bit samples")
         return arr
