@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import struct
 import time
-import zlib
 
 import numpy as np
 import pytest
@@ -12,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dsslic import bitstream, codecs
-from dsslic.bitstream import Header, Layer, LayerKind
+from dsslic.bitstream import LayerKind
 from dsslic.errors import DsslicFormatError
 
 

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import synthetic
 from PIL import Image
 
 from dsslic.cli import main
-
-from conftest import synthetic
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

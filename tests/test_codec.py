@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import synthetic
 
 import dsslic
 from dsslic import bitstream
 from dsslic.codec import Codec, psnr
 from dsslic.errors import DsslicFormatError, DsslicInputError
-
-from conftest import synthetic
 
 
 @pytest.mark.parametrize("h,w", [(1, 1), (7, 9), (9, 7), (16, 24), (33, 17), (321, 481)])

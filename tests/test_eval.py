@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import synthetic
 from PIL import Image
 
 from dsslic import codecs
 from dsslic.eval import BASELINES, average, bd_rate, evaluate, ms_ssim, psnr, run_one
-
-from conftest import synthetic
 
 
 @pytest.mark.parametrize("name", [n for n in BASELINES if n != "dsslic"])

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import synthetic
 from PIL import Image
 
 from dsslic.cli import main
-
-from conftest import synthetic
 
 
 def _roundtrip(tmp_path: Path, src: Path, capsys) -> tuple[int, str, np.ndarray | None]:
@@ -63,7 +62,7 @@ def test_image_kinds(tmp_path, capsys, name):
     rc, err, y = _roundtrip(tmp_path, _save(tmp_path, name, make), capsys)
     assert rc == 0 and y.shape == (40, 56, 3), err
     if warn:
-        assert f"warning" in err and warn in err, err
+        assert "warning" in err and warn in err, err
         assert len(err.strip().splitlines()) == 1
 
 

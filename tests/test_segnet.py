@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import synthetic
 from PIL import Image
 
 from dsslic import segnet
@@ -12,8 +13,6 @@ from dsslic.cli import main
 from dsslic.codec import Codec
 from dsslic.errors import DsslicInputError
 from dsslic.segtrain import SegTrainConfig, SegTrainer, batch_at, class_weights, confusion, load_pairs, scores
-
-from conftest import synthetic
 
 
 def _contract(seg: segnet.Segmenter, img: np.ndarray) -> np.ndarray:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
+from conftest import synthetic
 
 from dsslic.codec import Codec, psnr
 from dsslic.models import LearnedConfig, LearnedModel, PlainModel
 from dsslic.segnet import FileSegmenter
-
-from conftest import synthetic
 
 
 def _pair(model, seg=None, **kw):

@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import synthetic
 from PIL import Image
 
 from dsslic.train import TrainConfig, Trainer, batch_at, load_images, lr_at
-
-from conftest import synthetic
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-from pathlib import Path
 from abc import ABC, abstractmethod
+from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
 
 from .errors import DsslicInputError
 
@@ -117,10 +120,6 @@ class FileSegmenter(Segmenter):
 # context at 1/16, DeepLabv3+-style decoder with a 1/4-scale skip. Runs at a working resolution
 # (long side ``work_size``) and upsamples the logits, which is what makes it fast on a CPU.
 # ----------------------------------------------------------------------------------------------
-
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch import nn  # noqa: E402
 
 CAMVID11 = ["sky", "building", "pole", "road", "pavement", "tree", "signsymbol", "fence", "car", "pedestrian",
             "bicyclist"]
