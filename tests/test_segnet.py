@@ -158,3 +158,14 @@ def test_label_map_at_lower_resolution(f):
     from dsslic.codec import psnr
 
     assert psnr(img, Codec("plain", segmenter=seg).decode(res.data)) == pytest.approx(res.psnr)
+
+
+def test_info_names_known_label_spaces():
+    from dsslic import info
+
+    labels = np.zeros((24, 32), np.uint8)
+    labels[:, 16:] = 3
+    seg = segnet.FileSegmenter(labels, list(segnet.CAMVID11))
+    d = info(Codec("plain", segmenter=seg).compress(synthetic(24, 32)))
+    assert d["label_names_present"] == ["sky", "road"]
+    assert info(Codec("plain").compress(synthetic(24, 32)))["label_names_present"] == ["unlabelled"]

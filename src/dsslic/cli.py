@@ -154,7 +154,8 @@ def cmd_info(a: argparse.Namespace) -> int:
     print(f"{a.input}: {d['width']}x{d['height']}, {d['bytes']} bytes, {d['bpp']:.4f} bpp "
           f"({d['bpp_per_channel']:.4f} bpp per channel)")
     print(f"  model {d['model'] or 'unknown'} (id {d['model_id']}), alpha {d['alpha']}, "
-          f"segmenter id {d['segmenter_id']}, {d['num_labels']} labels, present: {d['labels_present']}")
+          f"segmenter id {d['segmenter_id']}, {d['num_labels']} labels, present: "
+          f"{', '.join(d['label_names_present']) if d['label_names_present'] else d['labels_present']}")
     print(f"  header {d['header_bytes']} bytes; residual range {d['residual_range']}")
     for la in d["layers"]:
         q = "" if la["quality"] is None else f" q={la['quality']}"

@@ -306,13 +306,16 @@ def info(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> dict:
                        "bytes": len(layer.data), "bpp": 8 * len(layer.data) / (hd.width * hd.height)})
     s = codecs.by_id(hd.layers[0].codec_id).decode(hd.layers[0].data, hd.seg_shape)
     model = models.name_for_id(hd.model_id)
+    names = segnet.class_names_for_id(hd.segmenter_id)
+    present = sorted(int(v) for v in np.unique(s))
     n = hd.width * hd.height
     header_bytes = len(data) - sum(len(la.data) for la in hd.layers)
     return {
         "width": hd.width, "height": hd.height, "alpha": hd.alpha,
         "model_id": hd.model_id.hex(), "model": model,
         "segmenter_id": hd.segmenter_id.hex(), "num_labels": hd.num_labels,
-        "labels_present": sorted(int(v) for v in np.unique(s)),
+        "labels_present": present,
+        "label_names_present": [names[i] for i in present if i < len(names)] if names else None,
         "residual_range": [hd.res_min, hd.res_max],
         "header_bytes": header_bytes, "layers": layers, "bytes": len(data),
         "bpp": 8 * len(data) / n, "bpp_per_channel": 8 * len(data) / n / 3,

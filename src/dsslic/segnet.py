@@ -279,6 +279,14 @@ class TorchvisionSegmenter(Segmenter):
         return self.model((x - mean) / std)["out"][0].argmax(0).to(torch.uint8).cpu().numpy()
 
 
+def class_names_for_id(segmenter_id: bytes) -> list[str] | None:
+    """Class names of a label space named in a file, if it is one this installation knows."""
+    for names in (NoSegmenter.class_names, CAMVID11):
+        if label_space_id(names) == segmenter_id:
+            return list(names)
+    return None
+
+
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 _SEGMENTERS = {"none": NoSegmenter}
 
