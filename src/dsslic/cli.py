@@ -120,10 +120,12 @@ def cmd_decompress(a: argparse.Namespace) -> int:
     data = _read(a.input)
     out = Path(a.output)
     _check_writable(out, a.force)
-    hd = bitstream.parse(data, a.max_pixels)  # a bad file fails here, before torch is imported
+    hd = bitstream.parse(data, a.max_pixels)  # a bad file fails here or in its layers, before torch is imported
+    from .codec import Codec, decode_layers
+
+    lay = decode_layers(hd, a.layers)
 
     from . import models
-    from .codec import Codec
     from .imageio import save_image
 
     model = a.model
@@ -135,7 +137,7 @@ def cmd_decompress(a: argparse.Namespace) -> int:
                 f"(installed: {', '.join(models.available())}); pass --model PATH.safetensors"
             )
     codec = Codec(model=model or "plain", device=a.device, max_pixels=a.max_pixels)
-    img = codec.decode(data, a.layers)
+    img = codec.reconstruct(hd, lay, a.layers)
     save_image(out, img)
     return 0
 

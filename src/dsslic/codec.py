@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import torch
 
-from . import bitstream, codecs, models, segnet
+from . import bitstream, codecs
 from .bitstream import Header, Layer, LayerKind
 from .errors import DsslicFormatError, DsslicInputError
 from .imageio import DEFAULT_MAX_PIXELS, ImageLike, load_image
-from .tiling import tiled
+
+if TYPE_CHECKING:  # torch, the networks and segmenters are imported when a Codec is made, not before:
+    import torch  # a bad file is refused without paying for them
+
+    from . import models, segnet
 
 Layers = Literal["seg", "coarse", "full"]
 
@@ -69,6 +72,38 @@ def _upscale_labels(s: np.ndarray, f: int, h: int, w: int) -> np.ndarray:
     return np.repeat(np.repeat(s, f, axis=0), f, axis=1)[:h, :w]
 
 
+@dataclass
+class DecodedLayers:
+    """The payloads of a file, decoded by their codecs (no network involved)."""
+
+    s: np.ndarray  # label map at full size
+    c8: np.ndarray | None = None  # compact image
+    r8: np.ndarray | None = None  # rescaled residual
+
+
+def _decode_layer(hd: Header, kind: LayerKind, shape: tuple[int, ...]) -> np.ndarray:
+    layer = hd.layer(kind)
+    assert layer is not None  # parse() checked that the codec exists and fits this layer
+    arr = codecs.by_id(layer.codec_id).decode(layer.data, shape)
+    if kind != LayerKind.SEG and arr.dtype != np.uint8:
+        raise DsslicFormatError(f"{kind.name.lower()} layer decodes to {arr.dtype}, expected 8-bit samples")
+    return arr
+
+
+def decode_layers(hd: Header, layers: Layers = "full") -> DecodedLayers:
+    """Decode the layers that ``layers`` needs, checking each against the header."""
+    h, w = hd.height, hd.width
+    s = _decode_layer(hd, LayerKind.SEG, hd.seg_shape)
+    if hd.num_labels and int(s.max(initial=0)) >= hd.num_labels:
+        raise DsslicFormatError(f"label map has id {int(s.max())}, the header says {hd.num_labels} labels")
+    out = DecodedLayers(_upscale_labels(s, hd.seg_factor, h, w))
+    if layers != "seg":
+        out.c8 = _decode_layer(hd, LayerKind.COMPACT, hd.compact_shape)
+    if layers == "full" and hd.layer(LayerKind.RESIDUAL) is not None:
+        out.r8 = _decode_layer(hd, LayerKind.RESIDUAL, (h, w, 3))
+    return out
+
+
 class Codec:
     """Loaded networks for repeated use: ``Codec().compress(img)`` / ``.decompress(data)``."""
 
@@ -82,6 +117,10 @@ class Codec:
         overlap: int = 128,
         seg_factor: int = 1,
     ) -> None:
+        import torch
+
+        from . import models, segnet
+
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise DsslicInputError("--device cuda asked for, but PyTorch sees no CUDA device")
         self.device = torch.device(device)
@@ -104,34 +143,46 @@ class Codec:
 
     # ------------------------------------------------------------------ networks on numpy arrays
     def _img_tensor(self, x: np.ndarray) -> torch.Tensor:
+        import torch
+
         return torch.from_numpy(np.array(x, dtype=np.uint8, order="C")).to(self.device).permute(2, 0, 1)[None].float() / 255
 
     def _label_tensor(self, s: np.ndarray) -> torch.Tensor | None:
+        import torch
+
         if not self.model.num_labels:
             return None
         return torch.from_numpy(s.astype(np.int64)).to(self.device)[None]
 
     @staticmethod
     def _to_uint8(t: torch.Tensor) -> np.ndarray:
+        import torch
+
         return (t[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
     def _tiled(self, fn, inputs, factors, out_factor, size) -> torch.Tensor:
+        from .tiling import tiled
+
         # tiles aligned so that FineNet's three stride-2 layers see whole pixels at 1/alpha too
         return tiled(fn, inputs, factors, out_factor, size, self.tile, self.overlap, align=8 * self.alpha)
 
-    @torch.inference_mode()
     def compact(self, x_pad: np.ndarray, s_pad: np.ndarray) -> np.ndarray:
         """c = CompNet(x, s), rounded to the 8-bit image that is stored."""
-        x, s = self._img_tensor(x_pad), self._label_tensor(s_pad)
-        c = self._tiled(self.model.compact, [x, s], [1, 1], self.alpha, x_pad.shape[:2])
-        return self._to_uint8(c)
+        import torch
 
-    @torch.inference_mode()
+        with torch.inference_mode():
+            x, s = self._img_tensor(x_pad), self._label_tensor(s_pad)
+            c = self._tiled(self.model.compact, [x, s], [1, 1], self.alpha, x_pad.shape[:2])
+            return self._to_uint8(c)
+
     def recnet(self, s_pad: np.ndarray, c8: np.ndarray) -> np.ndarray:
         """x' = RecNet(s, c) from the decoded layers, rounded to 8 bits (both sides do the same)."""
-        s, c = self._label_tensor(s_pad), self._img_tensor(c8)
-        x = self._tiled(self.model.reconstruct, [s, c], [1, self.alpha], 1, s_pad.shape[:2])
-        return self._to_uint8(x)
+        import torch
+
+        with torch.inference_mode():
+            s, c = self._label_tensor(s_pad), self._img_tensor(c8)
+            x = self._tiled(self.model.reconstruct, [s, c], [1, self.alpha], 1, s_pad.shape[:2])
+            return self._to_uint8(x)
 
     # ------------------------------------------------------------------ Algorithm 1: encoder
     def _base_layers(self, x: np.ndarray) -> tuple[Header, np.ndarray]:
@@ -260,33 +311,23 @@ class Codec:
                 f"model {self.model.name!r} (id {self.model.model_id.hex()}); pass --model with the right one"
             )
 
-    def _decode_layer(self, hd: Header, kind: LayerKind, shape: tuple[int, ...]) -> np.ndarray:
-        layer = hd.layer(kind)
-        assert layer is not None  # parse() checked that the codec exists and fits this layer
-        arr = codecs.by_id(layer.codec_id).decode(layer.data, shape)
-        if kind != LayerKind.SEG and arr.dtype != np.uint8:
-            raise DsslicFormatError(f"{kind.name.lower()} layer decodes to {arr.dtype}, expected 8-bit samples")
-        return arr
-
     def decode(self, data: bytes, layers: Layers = "full") -> np.ndarray:
         """Decode a ``.dsslic`` file to uint8 HxWx3: the label map rendered (``seg``), x' (``coarse``) or x~."""
         hd = bitstream.parse(data, self.max_pixels)
-        h, w = hd.height, hd.width
-        s = self._decode_layer(hd, LayerKind.SEG, hd.seg_shape)
-        if hd.num_labels and int(s.max(initial=0)) >= hd.num_labels:
-            raise DsslicFormatError(f"label map has id {int(s.max())}, the header says {hd.num_labels} labels")
-        s = _upscale_labels(s, hd.seg_factor, h, w)
+        return self.reconstruct(hd, decode_layers(hd, layers), layers)
+
+    def reconstruct(self, hd: Header, lay: DecodedLayers, layers: Layers = "full") -> np.ndarray:
+        """The decoder's network part, from a parsed header and its decoded layers."""
+        from . import segnet
+
         if layers == "seg":
             pal = self.segmenter.palette if self.segmenter.id == hd.segmenter_id else None
-            return segnet.colorize(s, pal)
+            return segnet.colorize(lay.s, pal)
         self._check_model(hd)
-        c8 = self._decode_layer(hd, LayerKind.COMPACT, hd.compact_shape)
-        x_coarse = self.recnet(_pad_to(s, self.alpha), c8)[:h, :w]  # x' <- RecNet(s, c)
-        res = hd.layer(LayerKind.RESIDUAL)
-        if layers == "coarse" or res is None:
+        x_coarse = self.recnet(_pad_to(lay.s, self.alpha), lay.c8)[: hd.height, : hd.width]  # x' <- RecNet(s, c)
+        if layers == "coarse" or lay.r8 is None:
             return x_coarse
-        r8 = self._decode_layer(hd, LayerKind.RESIDUAL, (h, w, 3))
-        return self._add_residual(x_coarse, r8, hd.res_min, hd.res_max)  # x~ <- x' + r
+        return self._add_residual(x_coarse, lay.r8, hd.res_min, hd.res_max)  # x~ <- x' + r
 
     # ------------------------------------------------------------------ API conveniences
     def compress(self, image: ImageLike, **kw) -> bytes:
@@ -298,6 +339,8 @@ class Codec:
 
 def info(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> dict:
     """What a file holds, without running any network: sizes, model, labels present, layers, rate."""
+    from . import models, segnet
+
     hd = bitstream.parse(data, max_pixels)
     layers = []
     for layer in hd.layers:

@@ -319,6 +319,9 @@ class HevcCodec(LayerCodec):
                 frames += ctx.decode(p)
             frames += ctx.decode(None)
         except Exception as e:
+            if "max_pixels" in str(e):
+                raise DsslicFormatError(
+                    f"{self.name} stream claims more pixels than the header's {w}x{h}") from None
             raise DsslicFormatError(f"{self.name} layer does not decode ({str(e)[:120]})") from None
         if len(frames) != 1:
             raise DsslicFormatError(f"{self.name} layer holds {len(frames)} pictures, expected 1")

@@ -8,9 +8,10 @@ field fits inside the margin gives the same output as on the whole image, withou
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
 def tiled(
