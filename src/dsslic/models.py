@@ -155,7 +155,7 @@ class LearnedModel(DsslicModel):
 
 def available() -> list[str]:
     """Names of the models this installation can load: built in plus shipped weights."""
-    shipped = sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors")) if WEIGHTS_DIR.is_dir() else []
+    shipped = sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors") if not p.name.endswith(".seg.safetensors"))
     return ["plain", *shipped]
 
 
