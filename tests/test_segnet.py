@@ -169,3 +169,15 @@ def test_info_names_known_label_spaces():
     d = info(Codec("plain", segmenter=seg).compress(synthetic(24, 32)))
     assert d["label_names_present"] == ["sky", "road"]
     assert info(Codec("plain").compress(synthetic(24, 32)))["label_names_present"] == ["unlabelled"]
+
+
+@pytest.mark.parametrize("name", segnet.available()[1:] or ["(none shipped)"])
+def test_shipped_segmenters_load(name):
+    if name == "(none shipped)":
+        pytest.skip("no segmenter weights shipped")
+    seg = segnet.get(name)
+    assert isinstance(seg, segnet.NetSegmenter) and seg.name == name
+    _contract(seg, synthetic(120, 160))
+    from dsslic.models import available
+
+    assert name not in available() and f"{name}.seg" not in available()
