@@ -175,3 +175,27 @@ def test_bad_quality(codec, img):
         codec.compress(img, quality=60)
     with pytest.raises(DsslicInputError, match="unknown residual"):
         codec.compress(img, residual="bpg")
+
+
+def test_plain_is_exact_across_thread_counts():
+    """Integer-exact sums: the same c and x' with 1 or 2 threads (and so on any machine).
+
+    A float bilinear upsampling of c/255 gives different 8-bit pixels with 1 and 2 threads on this
+    random compact image (measured: hundreds of pixels), which this test would catch.
+    """
+    import torch
+
+    from dsslic.models import PlainModel
+
+    g = torch.Generator().manual_seed(0)
+    c = torch.randint(0, 256, (1, 3, 64, 96), generator=g).float() / 255
+    x = torch.randint(0, 256, (1, 3, 512, 768), generator=g).float() / 255
+    m, old = PlainModel(), torch.get_num_threads()
+    try:
+        outs = []
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            outs.append(((m.reconstruct(None, c) * 255).round(), (m.compact(x, None) * 255).round()))
+    finally:
+        torch.set_num_threads(old)
+    assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1])

@@ -59,19 +59,29 @@ class DsslicModel(nn.Module):
 
 
 class PlainModel(DsslicModel):
-    """No learning: c = area downsampling of x, x' = up(c)."""
+    """No learning: c = area downsampling of x, x' = up(c).
+
+    Both run on integer-valued samples (0..255): the sums are then exact in float32 whatever their
+    order (alpha*alpha integers; bilinear weights are multiples of 1/(4*alpha)), so encoder and
+    decoder agree bit for bit across thread counts, CPUs and GPUs.
+    """
 
     name = "plain"
+    revision = "integer-exact"  # part of the model id: files from another computation are refused
 
     def __init__(self, alpha: int = 8, up_mode: str = "bilinear") -> None:
         super().__init__()
         self.alpha, self.up_mode = alpha, up_mode
 
     def compact(self, x: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:
-        return F.avg_pool2d(x, self.alpha)
+        return F.avg_pool2d(torch.round(x * 255), self.alpha) / 255
 
     def reconstruct(self, s: torch.Tensor | None, c: torch.Tensor) -> torch.Tensor:
-        return upsample(c, self.alpha, self.up_mode).clamp(0, 1)
+        return (upsample(torch.round(c * 255), self.alpha, self.up_mode) / 255).clamp(0, 1)
+
+    @property
+    def model_id(self) -> bytes:
+        return hashlib.sha256(f"{self.name}:{self.up_mode}:{self.alpha}:{self.revision}".encode()).digest()[:4]
 
 
 @dataclass
