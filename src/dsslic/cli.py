@@ -14,8 +14,7 @@ import warnings
 from pathlib import Path
 
 from .errors import DsslicError, DsslicInputError
-
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".pnm", ".avif"}
+from .imageio import IMAGE_EXTS
 
 
 def _warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from . import codecs
-from .imageio import load_image
+from .codec import psnr
+from .imageio import IMAGE_EXTS, load_image
 
 #: The published CompressAI anchor for BPG 4:4:4 on Kodak: PSNR (dB) at 0.25 / 0.5 / 0.75 / 1.0 bpp.
 KODAK_BPG444_ANCHOR = {0.25: 30.32, 0.5: 33.32, 0.75: 35.41, 1.0: 37.16}
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".webp"}
 
 
 @dataclass(frozen=True)
@@ -64,11 +64,6 @@ BASELINES: dict[str, Baseline] = {b.name: b for b in [
 
 
 # ------------------------------------------------------------------------------------ metrics
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
-
-
 def psnr_y(a: np.ndarray, b: np.ndarray) -> float:
     w = np.array([0.299, 0.587, 0.114])
     return psnr(a.astype(np.float64) @ w, b.astype(np.float64) @ w)

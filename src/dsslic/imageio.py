@@ -18,6 +18,9 @@ from .errors import DsslicInputError, DsslicWarning
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray]
 
+#: File extensions treated as images when a folder is given (compress, eval, training).
+IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".pnm", ".avif"})
+
 #: Default limit on pixels per image, like Pillow's decompression-bomb guard (100 megapixels).
 DEFAULT_MAX_PIXELS = 100_000_000
 

@@ -18,9 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .imageio import IMAGE_EXTS
 from .segnet import CAMVID11, CAMVID11_PALETTE, SegNetLite
-
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp"}
 
 
 @dataclass

@@ -28,11 +28,10 @@ import torch.nn.functional as F
 
 from .discriminator import MultiscaleDiscriminator
 from .finenet import upsample
+from .imageio import IMAGE_EXTS
 from .layers import one_hot
 from .losses import VGGLoss, feature_matching_loss, gan_loss, l1_loss, ssim_loss
 from .models import LearnedConfig, LearnedModel
-
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".webp"}
 
 
 @dataclass
