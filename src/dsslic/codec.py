@@ -347,7 +347,7 @@ def info(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> dict:
         c = codecs.by_id(layer.codec_id)
         layers.append({"layer": layer.kind.name.lower(), "codec": c.name, "quality": layer.quality,
                        "bytes": len(layer.data), "bpp": 8 * len(layer.data) / (hd.width * hd.height)})
-    s = codecs.by_id(hd.layers[0].codec_id).decode(hd.layers[0].data, hd.seg_shape)
+    s = decode_layers(hd, "seg").s  # the base layer alone, with the same checks as decoding
     model = models.name_for_id(hd.model_id)
     names = segnet.class_names_for_id(hd.segmenter_id)
     present = sorted(int(v) for v in np.unique(s))
