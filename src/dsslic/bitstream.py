@@ -22,7 +22,8 @@ MAGIC = b"DSLC"
 LAYER_CODECS = {
     0: {"const", "jxl", "png"},
     1: {"jxl", "png"},
-    2: {"hevc", "hevc-rgb", "hevc420", "avif", "jxl-lossy", "webp", "jpeg2000", "jpeg", "jxl", "png"},
+    2: {"hevc", "hevc-rgb", "hevc420", "avif", "jxl-lossy", "webp", "jpeg2000", "jpeg", "jxl", "png",
+        "learned"},
 }
 VERSION = 1
 _MAX_VARINT_BYTES = 5  # 35 bits: far above any size the limits admit

@@ -87,7 +87,7 @@ def cmd_compress(a: argparse.Namespace) -> int:
     segmenter = segnet.get(a.segmenter, device=a.device) if a.segmenter else None
     if a.labels:
         segmenter = segnet.FileSegmenter(a.labels)
-    codec = Codec(model=a.model, segmenter=segmenter, device=a.device, max_pixels=a.max_pixels)
+    codec = Codec(model=a.model, segmenter=segmenter, device=a.device, max_pixels=a.max_pixels, enhance=a.enhance)
     failed = 0
     bar = tqdm(todo, unit="img", disable=not batch or a.quiet, file=sys.stderr)
     for src, dst in bar:
@@ -135,7 +135,7 @@ def cmd_decompress(a: argparse.Namespace) -> int:
                 f"{a.input}: made with model id {hd.model_id.hex()}, which this installation does not have "
                 f"(installed: {', '.join(models.available())}); pass --model PATH.safetensors"
             )
-    codec = Codec(model=model or "plain", device=a.device, max_pixels=a.max_pixels)
+    codec = Codec(model=model or "plain", device=a.device, max_pixels=a.max_pixels, enhance=a.enhance)
     img = codec.reconstruct(hd, lay, a.layers)
     save_image(out, img)
     return 0
@@ -195,7 +195,8 @@ def cmd_segment(a: argparse.Namespace) -> int:
 # `dsslic info` or a bad file answers without paying for those imports.
 _LAZY = {"eval": ("dsslic.eval", "rate-distortion curves against classical codecs"),
          "train": ("dsslic.train", "train CompNet + FineNet (+ discriminators) on folders of images"),
-         "train-segnet": ("dsslic.segtrain", "train the SegNetLite segmenter from scratch on labelled images")}
+         "train-segnet": ("dsslic.segtrain", "train the SegNetLite segmenter from scratch on labelled images"),
+         "train-enhance": ("dsslic.enhancetrain", "train the learned enhancement layer (--residual learned)")}
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
@@ -221,6 +222,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     c.add_argument("--target-bpp", type=float, help="search the residual setting for this many bits per pixel")
     c.add_argument("--residual", default="hevc", choices=[*RESIDUAL_CODECS, "none"], help="second enhancement layer codec")
     c.add_argument("--model", help="model name or .safetensors path (default: the shipped default)")
+    c.add_argument("--enhance", metavar="NAME|PATH", help="learned enhancement model for --residual learned")
     c.add_argument("--labels", metavar="MAP.png", help="use this label map as the base layer (the 'file' segmenter)")
     c.add_argument("--segmenter", help="segmenter for the base layer (default: the model's): none, camvid11, hf:DIR, ...")
     c.add_argument("--force", action="store_true", help="overwrite existing outputs")
@@ -234,6 +236,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     d.add_argument("--layers", default="full", choices=["seg", "coarse", "full"],
                    help="seg: the label map in colour; coarse: x' without residual; full: the image")
     d.add_argument("--model", help="model to decode with (default: the one named in the file)")
+    d.add_argument("--enhance", metavar="NAME|PATH", help="learned enhancement model (default: the shipped one the file names)")
     d.add_argument("--force", action="store_true")
     d.set_defaults(func=cmd_decompress)
 

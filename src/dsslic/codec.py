@@ -27,7 +27,7 @@ from .imageio import DEFAULT_MAX_PIXELS, ImageLike, load_image
 if TYPE_CHECKING:  # torch, the networks and segmenters are imported when a Codec is made, not before:
     import torch  # a bad file is refused without paying for them
 
-    from . import models, segnet
+    from . import enhance, models, segnet
 
 Layers = Literal["seg", "coarse", "full"]
 
@@ -79,6 +79,7 @@ class DecodedLayers:
     s: np.ndarray  # label map at full size
     c8: np.ndarray | None = None  # compact image
     r8: np.ndarray | None = None  # rescaled residual
+    learned: bytes | None = None  # a learned enhancement layer: decoded by the Codec, given x' and c
 
 
 def _decode_layer(hd: Header, kind: LayerKind, shape: tuple[int, ...]) -> np.ndarray:
@@ -99,8 +100,12 @@ def decode_layers(hd: Header, layers: Layers = "full") -> DecodedLayers:
     out = DecodedLayers(_upscale_labels(s, hd.seg_factor, h, w))
     if layers != "seg":
         out.c8 = _decode_layer(hd, LayerKind.COMPACT, hd.compact_shape)
-    if layers == "full" and hd.layer(LayerKind.RESIDUAL) is not None:
-        out.r8 = _decode_layer(hd, LayerKind.RESIDUAL, (h, w, 3))
+    res = hd.layer(LayerKind.RESIDUAL)
+    if layers == "full" and res is not None:
+        if res.codec_id == codecs.get("learned").id:
+            out.learned = res.data
+        else:
+            out.r8 = _decode_layer(hd, LayerKind.RESIDUAL, (h, w, 3))
     return out
 
 
@@ -116,6 +121,7 @@ class Codec:
         tile: int = 1024,
         overlap: int = 128,
         seg_factor: int = 1,
+        enhance: str | enhance.EnhanceModel | None = None,
     ) -> None:
         import torch
 
@@ -140,6 +146,48 @@ class Codec:
         if not 1 <= seg_factor <= 255:
             raise DsslicInputError("seg_factor must be in 1..255")
         self.seg_factor = seg_factor  # the label map is stored at 1/seg_factor of the size
+        # the learned enhancement layer (--residual learned): a name, a path or a model; loaded when needed
+        self._enhance_arg = enhance
+        self._enhancers: dict[bytes, enhance.EnhanceModel] = {}
+        self._enhance_model: enhance.EnhanceModel | None = None
+
+    def enhancer(self, model_id: bytes | None = None) -> enhance.EnhanceModel:
+        """The learned enhancement model: the one given, or (decoding) the shipped one with this id."""
+        from . import enhance
+        from .models import WEIGHTS_DIR
+
+        if model_id is not None and model_id in self._enhancers:
+            return self._enhancers[model_id]
+        arg = self._enhance_arg
+        if arg is None and model_id is not None:
+            for p in sorted(WEIGHTS_DIR.glob("enhance-*.safetensors")):
+                m = enhance.EnhanceModel.load(p)
+                self._enhancers[m.model_id] = m
+            if model_id in self._enhancers:
+                return self._enhancers[model_id]
+            raise DsslicFormatError(f"file needs learned enhancement model id {model_id.hex()}, which is not "
+                                    "installed; pass --enhance with its weights")
+        if self._enhance_model is None:
+            if arg is None:
+                shipped = sorted(p.stem for p in WEIGHTS_DIR.glob("enhance-*.safetensors"))
+                if not shipped:
+                    raise DsslicInputError("no learned enhancement model is installed; pass --enhance "
+                                           "WEIGHTS.safetensors (train one with `dsslic train-enhance`)")
+                arg = shipped[0].removeprefix("enhance-")
+            m = arg if isinstance(arg, enhance.EnhanceModel) else enhance.load(arg)
+            self._enhance_model = m.eval()
+            self._enhancers[m.model_id] = m
+        if model_id is not None and model_id not in self._enhancers:
+            raise DsslicFormatError(f"file needs learned enhancement model id {model_id.hex()}; the one given is "
+                                    f"{self._enhance_model.model_id.hex()}")
+        return self._enhance_model if model_id is None else self._enhancers[model_id]
+
+    def _enhance_tiles(self):
+        """How the enhancement layer runs its full-size transforms: in overlapping tiles on large images."""
+        from .tiling import tiled
+
+        return lambda fn, ins, facs, out_f: tiled(fn, ins, facs, out_f, (ins[0].shape[-2] * facs[0],
+                                                  ins[0].shape[-1] * facs[0]), self.tile, self.overlap, align=64)
 
     # ------------------------------------------------------------------ networks on numpy arrays
     def _img_tensor(self, x: np.ndarray) -> torch.Tensor:
@@ -185,7 +233,7 @@ class Codec:
             return self._to_uint8(x)
 
     # ------------------------------------------------------------------ Algorithm 1: encoder
-    def _base_layers(self, x: np.ndarray) -> tuple[Header, np.ndarray]:
+    def _base_layers(self, x: np.ndarray) -> tuple[Header, np.ndarray, np.ndarray]:
         """Base and first enhancement layers, and x' computed from their decoded content."""
         h, w = x.shape[:2]
         seg_codec, c_codec = codecs.get("jxl"), codecs.get("jxl")
@@ -214,7 +262,7 @@ class Codec:
             segmenter_id=self.segmenter.id, num_labels=self.segmenter.num_labels,
             seg_factor=f, layers=[s_layer, c_layer],
         )
-        return header, x_coarse
+        return header, x_coarse, c8
 
     @staticmethod
     def _residual(x: np.ndarray, x_coarse: np.ndarray) -> tuple[np.ndarray, int, int]:
@@ -247,12 +295,15 @@ class Codec:
         """
         x = load_image(image, self.max_pixels)
         h, w = x.shape[:2]
-        header, x_coarse = self._base_layers(x)
+        header, x_coarse, c8 = self._base_layers(x)
 
         def finish(q: int | None) -> EncodeResult:
             hd = Header(**{**header.__dict__, "layers": list(header.layers)})
             x_hat = x_coarse
-            if residual != "none":
+            if residual == "learned":  # second enhancement layer coded given x' and c (dsslic.enhance)
+                payload, x_hat = self.enhancer().compress(x, x_coarse, c8, self._enhance_tiles())
+                hd.layers.append(Layer(LayerKind.RESIDUAL, codecs.get("learned").id, payload, 0))
+            elif residual != "none":
                 rc = codecs.get(codecs.RESIDUAL_CODECS[residual])
                 r8, lo, hi = self._residual(x, x_coarse)
                 hd.res_min, hd.res_max = lo, hi
@@ -325,8 +376,11 @@ class Codec:
             return segnet.colorize(lay.s, pal)
         self._check_model(hd)
         x_coarse = self.recnet(_pad_to(lay.s, self.alpha), lay.c8)[: hd.height, : hd.width]  # x' <- RecNet(s, c)
-        if layers == "coarse" or lay.r8 is None:
+        if layers == "coarse" or (lay.r8 is None and lay.learned is None):
             return x_coarse
+        if lay.learned is not None:  # x~ <- x' + g_s(y^, x')
+            enh = self.enhancer(lay.learned[:4])
+            return enh.decompress(lay.learned, x_coarse, lay.c8, self._enhance_tiles())
         return self._add_residual(x_coarse, lay.r8, hd.res_min, hd.res_max)  # x~ <- x' + r
 
     # ------------------------------------------------------------------ API conveniences

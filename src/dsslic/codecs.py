@@ -459,6 +459,22 @@ class PngCodec(_PillowCodec):
         return {"optimize": True}
 
 
+class LearnedCodec(LayerCodec):
+    """The learned enhancement layer (``enhance``): coded by the Codec, which holds the conditioning (x', c)."""
+
+    name = "learned"
+    id = 11
+    quality_range = (0, 0)
+    default_quality = 0
+    description = "learned conditional transform coder with hyperprior (dsslic.enhance), range coded"
+
+    def encode(self, img: np.ndarray, quality: int | None = None) -> bytes:
+        raise DsslicInputError("the learned layer is coded by dsslic.Codec, given the base layers")
+
+    def decode(self, data: bytes, shape: Shape) -> np.ndarray:
+        raise DsslicFormatError("the learned layer is decoded by dsslic.Codec, given the base layers")
+
+
 _REGISTRY: dict[str, LayerCodec] = {}
 _BY_ID: dict[int, LayerCodec] = {}
 
@@ -473,11 +489,12 @@ def register(codec: LayerCodec) -> LayerCodec:
 
 
 for _c in (ConstCodec(), JxlCodec(), JxlLossyCodec(), HevcCodec(), HevcRgbCodec(), Hevc420Codec(),
-           AvifCodec(), WebpCodec(), JpegCodec(), Jpeg2000Codec(), PngCodec()):
+           AvifCodec(), WebpCodec(), JpegCodec(), Jpeg2000Codec(), PngCodec(), LearnedCodec()):
     register(_c)
 
 #: lossy codecs that may code the second enhancement layer (the residual); "jxl" means JPEG XL lossy
-RESIDUAL_CODECS = {"hevc": "hevc", "avif": "avif", "jxl": "jxl-lossy", "webp": "webp", "jpeg2000": "jpeg2000"}
+RESIDUAL_CODECS = {"hevc": "hevc", "avif": "avif", "jxl": "jxl-lossy", "webp": "webp", "jpeg2000": "jpeg2000",
+                   "learned": "learned"}
 
 
 def get(name: str) -> LayerCodec:

@@ -43,6 +43,9 @@ class Baseline:
 BASELINES: dict[str, Baseline] = {b.name: b for b in [
     Baseline("dsslic", "dsslic", (22, 25, 28, 31, 34, 37, 40, 43, 46, 49),
              "DSSLIC, all layers and header counted; setting = HEVC QP of the residual layer"),
+    Baseline("dsslic-learned", "dsslic-learned", (),
+             "DSSLIC with the learned enhancement layer (--residual learned); setting = index of the --enhance "
+             "model (one model per rate point)"),
     Baseline("bpg444", "hevc", (22, 25, 28, 31, 34, 37, 40, 43, 46),
              "x265 all-intra, fixed QP, preset veryslow, tune ssim, YCbCr 4:4:4 full range BT.601, 8-bit, "
              "no info SEI; raw stream + 16 bytes for a BPG header; setting = QP (bpgenc -q = QP - 1)"),
@@ -89,16 +92,17 @@ def db(msssim: float) -> float:
 _WORKER: dict = {}
 
 
-def _dsslic_codec(model: str | None, device: str):
-    key = (model, device)
+def _dsslic_codec(model: str | None, device: str, enhance: str | None = None):
+    key = (model, device, enhance)
     if key not in _WORKER:
         from .codec import Codec
 
-        _WORKER[key] = Codec(model, device=device)
+        _WORKER[key] = Codec(model, device=device, enhance=enhance)
     return _WORKER[key]
 
 
-def run_one(path: str, name: str, setting: int, model: str | None, device: str) -> dict:
+def run_one(path: str, name: str, setting: int, model: str | None, device: str,
+            enhance: tuple[str, ...] = ()) -> dict:
     """Encode and decode one image with one codec setting; a row of the report."""
     x = load_image(path)
     h, w = x.shape[:2]
@@ -107,6 +111,12 @@ def run_one(path: str, name: str, setting: int, model: str | None, device: str) 
     if b.codec == "dsslic":
         codec = _dsslic_codec(model, device)
         data = codec.compress(x, quality=setting)
+        t1 = time.perf_counter()
+        y = codec.decompress(data)
+        nbytes = len(data)
+    elif b.codec == "dsslic-learned":
+        codec = _dsslic_codec(model, device, enhance[setting])
+        data = codec.compress(x, residual="learned")
         t1 = time.perf_counter()
         y = codec.decompress(data)
         nbytes = len(data)
@@ -320,7 +330,7 @@ def list_images(dirs: list[str], limit: int | None) -> list[Path]:
 
 def evaluate(data: list[str], names: list[str], out: Path, jobs: int = 1, device: str = "cpu",
              model: str | None = None, limit: int | None = None, settings: dict[str, tuple[int, ...]] | None = None,
-             command: str = "", progress: bool = True) -> dict:
+             command: str = "", progress: bool = True, enhance: tuple[str, ...] = ()) -> dict:
     """Run (or complete, from the cache) the sweep and write the report. Returns its summary."""
     from tqdm import tqdm
 
@@ -329,6 +339,11 @@ def evaluate(data: list[str], names: list[str], out: Path, jobs: int = 1, device
     for n in names:
         if n not in BASELINES:
             raise DsslicInputError(f"unknown codec {n!r}; choose from {', '.join(BASELINES)}")
+    settings = dict(settings or {})
+    if "dsslic-learned" in names:
+        if not enhance:
+            raise DsslicInputError("dsslic-learned needs --enhance WEIGHTS (one per rate point)")
+        settings.setdefault("dsslic-learned", tuple(range(len(enhance))))
     files = list_images(data, limit)
     out.mkdir(parents=True, exist_ok=True)
     cache_path = out / "cache.jsonl"
@@ -343,6 +358,9 @@ def evaluate(data: list[str], names: list[str], out: Path, jobs: int = 1, device
     version = {n: "1" for n in names}
     if "dsslic" in names:
         version["dsslic"] = _dsslic_codec(model, "cpu").model.model_id.hex()
+    if "dsslic-learned" in names:
+        version["dsslic-learned"] = _dsslic_codec(model, "cpu").model.model_id.hex() + "+" + "+".join(
+            _dsslic_codec(model, "cpu", e).enhancer().model_id.hex() for e in enhance)
     digests = {f: _file_digest(f) for f in files}
     tasks, keys, rows = [], [], []
     for f in files:
@@ -352,7 +370,7 @@ def evaluate(data: list[str], names: list[str], out: Path, jobs: int = 1, device
                 if k in cache:
                     rows.append(cache[k])
                 else:
-                    tasks.append((str(f), n, s, model, device))
+                    tasks.append((str(f), n, s, model, device, tuple(enhance)))
                     keys.append(k)
     with open(cache_path, "a") as cf:
         def done(k: str, row: dict) -> None:
@@ -396,7 +414,8 @@ def cmd_eval(a: argparse.Namespace) -> int:
     names = [n.strip() for n in a.codecs.split(",") if n.strip()]
     command = "dsslic " + " ".join(shlex.quote(x) for x in sys.argv[1:]) if a.command_line is None else a.command_line
     summary = evaluate(a.data, names, Path(a.out), jobs=a.jobs, device=a.device, model=a.model, limit=a.limit,
-                       settings=_parse_settings(a.settings), command=command, progress=not a.quiet)
+                       settings=_parse_settings(a.settings), command=command, progress=not a.quiet,
+                       enhance=tuple(a.enhance))
     ac = summary["anchor_check"]
     if ac:
         print("bpg444 vs CompressAI's Kodak anchor (PSNR dB at 0.25/0.5/0.75/1.0 bpp): " + ", ".join(
@@ -417,6 +436,8 @@ def add_parser(sub) -> None:
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     p.add_argument("--device", default="cpu")
     p.add_argument("--model", help="DSSLIC model (default: the shipped default)")
+    p.add_argument("--enhance", action="append", default=[], metavar="WEIGHTS",
+                   help="learned enhancement model for dsslic-learned (repeat: one per rate point)")
     p.add_argument("--limit", type=int, help="at most this many images per folder")
     p.add_argument("--settings", action="append", default=[], metavar="CODEC=N,N,...", help="override a sweep")
     p.add_argument("--command-line", help=argparse.SUPPRESS)

@@ -147,6 +147,9 @@ class LearnedModel(DsslicModel):
         sd = {k: (v.half() if half and v.is_floating_point() else v).contiguous() for k, v in self.state_dict().items()}
         meta = {"config": json.dumps(asdict(self.config)), "card": json.dumps(card or {})}
         save_file(sd, str(path), metadata=meta)
+        # hold exactly what was stored, so files written from this object decode with the saved weights
+        self.load_state_dict({k: v.to(self.state_dict()[k].dtype) for k, v in sd.items()})
+        self._id = None
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "LearnedModel":
@@ -165,7 +168,8 @@ class LearnedModel(DsslicModel):
 
 def available() -> list[str]:
     """Names of the models this installation can load: built in plus shipped weights."""
-    shipped = sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors") if not p.name.endswith(".seg.safetensors"))
+    shipped = sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors")
+                     if not p.name.endswith(".seg.safetensors") and not p.name.startswith("enhance-"))
     return ["plain", *shipped]
 
 

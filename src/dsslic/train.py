@@ -48,6 +48,7 @@ class TrainConfig:
     norm: str | None = None
     compact: str = "compnet"  # or "area": c anchored to the low-pass image
     finenet: bool = True  # False: the upComp ablation
+    up_mode: str = "bilinear"  # up(c): "bilinear" (paper) or "bicubic" (+0.3 dB for an area-mean c)
     steps: int = 10000
     batch: int = 16
     crop: int = 256
@@ -143,7 +144,7 @@ def batch_at(step: int, rank: int, cfg: TrainConfig, imgs, labels) -> tuple[torc
 def build(cfg: TrainConfig) -> tuple[LearnedModel, MultiscaleDiscriminator | None]:
     over = {k: v for k, v in [("width", cfg.width), ("n_blocks", cfg.n_blocks), ("norm", cfg.norm)] if v is not None}
     mcfg = LearnedConfig.preset(cfg.preset, name=cfg.name, num_labels=cfg.num_labels, compact=cfg.compact,
-                                finenet=cfg.finenet, segmenter=cfg.segmenter if cfg.num_labels else "none", **over)
+                                finenet=cfg.finenet, up_mode=cfg.up_mode, segmenter=cfg.segmenter if cfg.num_labels else "none", **over)
     g = LearnedModel(mcfg)
     d = None
     if cfg.gan:
@@ -343,6 +344,7 @@ def add_parser(sub) -> None:
     p.add_argument("--norm", choices=["instance", "instance-affine", "none"])
     p.add_argument("--compact", default="compnet", choices=["compnet", "area"])
     p.add_argument("--no-finenet", action="store_true", help="the upComp ablation")
+    p.add_argument("--up-mode", default="bilinear", choices=["bilinear", "bicubic"], help="how c is brought to size")
     p.add_argument("--steps", type=int, default=10000)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--crop", type=int, default=256)
@@ -371,7 +373,7 @@ def cmd_train(a) -> int:
     cfg = TrainConfig(
         data=a.data, out=a.out, labels=[] if a.no_seg else a.labels, num_labels=0 if a.no_seg else a.num_labels,
         preset=a.preset, name=a.name, width=a.width, n_blocks=a.n_blocks, norm=a.norm, compact=a.compact,
-        finenet=not a.no_finenet, steps=a.steps, batch=a.batch, crop=a.crop, lr=a.lr, gan=not a.no_gan, vgg=a.vgg,
+        finenet=not a.no_finenet, up_mode=a.up_mode, steps=a.steps, batch=a.batch, crop=a.crop, lr=a.lr, gan=not a.no_gan, vgg=a.vgg,
         synth=a.synth, up_weight=a.up_weight, augment=a.augment, seed=a.seed, device=a.device, compile=a.compile,
         log_every=a.log_every, ckpt_every=a.ckpt_every)
     if cfg.labels and not cfg.num_labels:
