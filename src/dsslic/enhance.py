@@ -288,9 +288,10 @@ class EnhanceModel(nn.Module):
         import constriction
 
         h, w = x.shape[:2]
+        from .codec import _pad_to
+
         xp_np, cp = self._prepare(x_pred, c8)
-        xx, _ = self._prepare(x, c8)
-        xt, xpt = self._t(xx), self._t(xp_np)
+        xt, xpt = self._t(_pad_to(x, STRIDE)), self._t(xp_np)
         run = tile or (lambda fn, ins, facs, out_f: fn(*ins))
         y = run(lambda a, b: self.g_a(torch.cat([a * 2 - 1, b * 2 - 1], 1)), [xt, xpt], [1, 1], 16)
         z = self.h_a(y)
