@@ -65,6 +65,14 @@ def _pad_to(a: np.ndarray, m: int) -> np.ndarray:
     return np.pad(a, ((0, ph), (0, pw)) + ((0, 0),) * (a.ndim - 2), mode="symmetric")
 
 
+def _pad_min(a: np.ndarray, m: int) -> np.ndarray:
+    """Reflect-pad the first two axes up to at least m: networks that downsample 8x need a few pixels there."""
+    ph, pw = max(0, m - a.shape[0]), max(0, m - a.shape[1])
+    if ph == 0 and pw == 0:
+        return a
+    return np.pad(a, ((0, ph), (0, pw)) + ((0, 0),) * (a.ndim - 2), mode="symmetric")
+
+
 def _upscale_labels(s: np.ndarray, f: int, h: int, w: int) -> np.ndarray:
     """Nearest-neighbour upscaling of a label map stored at 1/f of the size."""
     if f == 1:
@@ -218,19 +226,24 @@ class Codec:
         """c = CompNet(x, s), rounded to the 8-bit image that is stored."""
         import torch
 
+        h, w = x_pad.shape[:2]
+        x_pad, s_pad = _pad_min(x_pad, self.model.min_size), _pad_min(s_pad, self.model.min_size)
         with torch.inference_mode():
             x, s = self._img_tensor(x_pad), self._label_tensor(s_pad)
             c = self._tiled(self.model.compact, [x, s], [1, 1], self.alpha, x_pad.shape[:2])
-            return self._to_uint8(c)
+            return self._to_uint8(c)[: h // self.alpha, : w // self.alpha]
 
     def recnet(self, s_pad: np.ndarray, c8: np.ndarray) -> np.ndarray:
         """x' = RecNet(s, c) from the decoded layers, rounded to 8 bits (both sides do the same)."""
         import torch
 
+        h, w = s_pad.shape[:2]
+        s_pad = _pad_min(s_pad, self.model.min_size)
+        c8 = _pad_min(c8, self.model.min_size // self.alpha)
         with torch.inference_mode():
             s, c = self._label_tensor(s_pad), self._img_tensor(c8)
             x = self._tiled(self.model.reconstruct, [s, c], [1, self.alpha], 1, s_pad.shape[:2])
-            return self._to_uint8(x)
+            return self._to_uint8(x)[:h, :w]
 
     # ------------------------------------------------------------------ Algorithm 1: encoder
     def _base_layers(self, x: np.ndarray) -> tuple[Header, np.ndarray, np.ndarray]:

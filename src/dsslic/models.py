@@ -37,6 +37,7 @@ class DsslicModel(nn.Module):
     alpha: int = 8
     segmenter: str = "none"  # the segmenter this model was trained with
     num_labels: int = 0  # label channels the networks take (0: they ignore s)
+    min_size: int = 1  # smaller inputs are reflect-padded up to this (by the codec, on both sides)
 
     def compact(self, x: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:
         raise NotImplementedError
@@ -115,6 +116,7 @@ class LearnedModel(DsslicModel):
         self.config = config
         self.name, self.alpha, self.segmenter = config.name, config.alpha, config.segmenter
         self.num_labels = config.num_labels
+        self.min_size = 4 * config.alpha  # the networks work at 1/8 inside: reflection padding needs pixels there
         self.compnet = (
             CompNet(config.num_labels, config.width, config.norm) if config.compact == "compnet" else None
         )
