@@ -199,3 +199,17 @@ def test_plain_is_exact_across_thread_counts():
     finally:
         torch.set_num_threads(old)
     assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1])
+
+
+def test_registry_ids_match_the_models_without_torch():
+    """The torch-free id lookup (fast refusal of unknown models) agrees with the ids the models compute."""
+    import subprocess
+    import sys
+
+    from dsslic import models, registry
+
+    assert registry.PLAIN_ID == models.PlainModel().model_id
+    for name in models.available():
+        assert registry.name_for_id(models.load(name).model_id) == name
+    code = "import sys, dsslic.registry as r; r.ids(); print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"

@@ -44,9 +44,9 @@ def compress(image: Any, *, model: str | None = None, residual: str = "hevc", qu
 def decompress(data: bytes, *, layers: str = "full", model: str | None = None, device: str = "cpu") -> Any:
     """Decode ``.dsslic`` bytes to a uint8 HxWx3 numpy array (``layers``: seg, coarse or full)."""
     if model is None and layers != "seg":
-        from . import bitstream, models
+        from . import bitstream, registry
 
-        model = models.name_for_id(bitstream.parse(data).model_id)
+        model = registry.name_for_id(bitstream.parse(data).model_id)
         if model is None:
             raise DsslicFormatError("file was made with a model this installation does not have")
     return _codec(model, device).decompress(data, layers)  # type: ignore[arg-type]

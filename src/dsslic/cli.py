@@ -124,16 +124,16 @@ def cmd_decompress(a: argparse.Namespace) -> int:
 
     lay = decode_layers(hd, a.layers)
 
-    from . import models
+    from . import registry
     from .imageio import save_image
 
     model = a.model
     if model is None and a.layers != "seg":
-        model = models.name_for_id(hd.model_id)
+        model = registry.name_for_id(hd.model_id)  # torch is not imported to refuse an unknown model
         if model is None:
             raise DsslicInputError(
                 f"{a.input}: made with model id {hd.model_id.hex()}, which this installation does not have "
-                f"(installed: {', '.join(models.available())}); pass --model PATH.safetensors"
+                f"(installed: {', '.join(['plain', *registry.shipped()])}); pass --model PATH.safetensors"
             )
     codec = Codec(model=model or "plain", device=a.device, max_pixels=a.max_pixels, enhance=a.enhance)
     img = codec.reconstruct(hd, lay, a.layers)

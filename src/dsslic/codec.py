@@ -406,7 +406,7 @@ class Codec:
 
 def info(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> dict:
     """What a file holds, without running any network: sizes, model, labels present, layers, rate."""
-    from . import models, segnet
+    from . import registry, segnet
 
     hd = bitstream.parse(data, max_pixels)
     layers = []
@@ -415,7 +415,7 @@ def info(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> dict:
         layers.append({"layer": layer.kind.name.lower(), "codec": c.name, "quality": layer.quality,
                        "bytes": len(layer.data), "bpp": 8 * len(layer.data) / (hd.width * hd.height)})
     s = decode_layers(hd, "seg").s  # the base layer alone, with the same checks as decoding
-    model = models.name_for_id(hd.model_id)
+    model = registry.name_for_id(hd.model_id)
     names = segnet.class_names_for_id(hd.segmenter_id)
     present = sorted(int(v) for v in np.unique(s))
     n = hd.width * hd.height

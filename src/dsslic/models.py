@@ -14,7 +14,6 @@ loaded from a safetensors file whose metadata carries its configuration.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -28,8 +27,7 @@ from torch import nn
 from .compnet import CompNet
 from .errors import DsslicInputError
 from .finenet import FineNet, RecNet, upsample
-
-WEIGHTS_DIR = Path(__file__).parent / "weights"
+from .registry import WEIGHTS_DIR, shipped  # the torch-free part of the registry
 
 
 class DsslicModel(nn.Module):
@@ -147,11 +145,12 @@ class LearnedModel(DsslicModel):
         from safetensors.torch import save_file
 
         sd = {k: (v.half() if half and v.is_floating_point() else v).contiguous() for k, v in self.state_dict().items()}
-        meta = {"config": json.dumps(asdict(self.config)), "card": json.dumps(card or {})}
-        save_file(sd, str(path), metadata=meta)
-        # hold exactly what was stored, so files written from this object decode with the saved weights
+        # hold exactly what is stored, so files written from this object decode with the saved weights
         self.load_state_dict({k: v.to(self.state_dict()[k].dtype) for k, v in sd.items()})
         self._id = None
+        meta = {"config": json.dumps(asdict(self.config)), "card": json.dumps(card or {}),
+                "model_id": self.model_id.hex()}  # read by registry without torch
+        save_file(sd, str(path), metadata=meta)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "LearnedModel":
@@ -170,9 +169,7 @@ class LearnedModel(DsslicModel):
 
 def available() -> list[str]:
     """Names of the models this installation can load: built in plus shipped weights."""
-    shipped = sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors")
-                     if not p.name.endswith(".seg.safetensors") and not p.name.startswith("enhance-"))
-    return ["plain", *shipped]
+    return ["plain", *shipped()]
 
 
 def load(name: str) -> DsslicModel:
@@ -185,16 +182,6 @@ def load(name: str) -> DsslicModel:
     if name.endswith(".safetensors") and Path(name).is_file():
         return LearnedModel.load(name)
     raise DsslicInputError(f"unknown model {name!r}; available: {', '.join(available())} (or a .safetensors path)")
-
-
-@functools.lru_cache(maxsize=None)
-def _ids() -> dict[bytes, str]:
-    return {load(name).model_id: name for name in available()}
-
-
-def name_for_id(model_id: bytes) -> str | None:
-    """The installed model that wrote a file with this id, if any."""
-    return _ids().get(model_id)
 
 
 def default_model() -> str:

@@ -1,0 +1,43 @@
+"""Which installed model wrote a file, from the weight files' metadata and without importing torch.
+
+A file that names a model this installation lacks is then refused in a fraction of a second instead of
+after loading every network. Weight files saved before ids were stored fall back to computing the id.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from pathlib import Path
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+#: the id of the built-in ``plain`` model (``models.PlainModel.model_id``; a test pins the two together)
+PLAIN_ID = hashlib.sha256(b"plain:bilinear:8:integer-exact").digest()[:4]
+
+
+def shipped() -> list[str]:
+    """Names of the CompNet/RecNet weight files inside the package (segmenters and enhancement layers apart)."""
+    return sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors")
+                  if not p.name.endswith(".seg.safetensors") and not p.name.startswith("enhance-"))
+
+
+@functools.lru_cache(maxsize=None)
+def ids() -> dict[bytes, str]:
+    from safetensors import safe_open
+
+    out = {PLAIN_ID: "plain"}
+    for name in shipped():
+        with safe_open(str(WEIGHTS_DIR / f"{name}.safetensors"), "np") as f:
+            mid = (f.metadata() or {}).get("model_id")
+        if mid is None:  # saved before ids were stored in the metadata: compute it (imports torch)
+            from .models import load
+
+            out[load(name).model_id] = name
+        else:
+            out[bytes.fromhex(mid)] = name
+    return out
+
+
+def name_for_id(model_id: bytes) -> str | None:
+    """The installed model that wrote a file with this id, if any."""
+    return ids().get(model_id)
