@@ -59,15 +59,15 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 def _pad_to(a: np.ndarray, m: int) -> np.ndarray:
     """Reflect-pad the first two axes up to multiples of m (symmetric mode works for any size)."""
     h, w = a.shape[:2]
-    ph, pw = -(-h // m) * m - h, -(-w // m) * m - w
-    if ph == 0 and pw == 0:
-        return a
-    return np.pad(a, ((0, ph), (0, pw)) + ((0, 0),) * (a.ndim - 2), mode="symmetric")
+    return _pad_sym(a, -(-h // m) * m - h, -(-w // m) * m - w)
 
 
 def _pad_min(a: np.ndarray, m: int) -> np.ndarray:
     """Reflect-pad the first two axes up to at least m: networks that downsample 8x need a few pixels there."""
-    ph, pw = max(0, m - a.shape[0]), max(0, m - a.shape[1])
+    return _pad_sym(a, max(0, m - a.shape[0]), max(0, m - a.shape[1]))
+
+
+def _pad_sym(a: np.ndarray, ph: int, pw: int) -> np.ndarray:
     if ph == 0 and pw == 0:
         return a
     return np.pad(a, ((0, ph), (0, pw)) + ((0, 0),) * (a.ndim - 2), mode="symmetric")
@@ -156,39 +156,24 @@ class Codec:
         self.seg_factor = seg_factor  # the label map is stored at 1/seg_factor of the size
         # the learned enhancement layer (--residual learned): a name, a path or a model; loaded when needed
         self._enhance_arg = enhance
-        self._enhancers: dict[bytes, enhance.EnhanceModel] = {}
         self._enhance_model: enhance.EnhanceModel | None = None
 
     def enhancer(self, model_id: bytes | None = None) -> enhance.EnhanceModel:
-        """The learned enhancement model: the one given, or (decoding) the shipped one with this id."""
+        """The learned enhancement model: the one given (encoding without one: the first shipped), or, decoding
+        without one, the shipped model whose id the file names."""
         from . import enhance
-        from .models import WEIGHTS_DIR
 
-        if model_id is not None and model_id in self._enhancers:
-            return self._enhancers[model_id]
-        arg = self._enhance_arg
-        if arg is None and model_id is not None:
-            for p in sorted(WEIGHTS_DIR.glob("enhance-*.safetensors")):
-                m = enhance.EnhanceModel.load(p)
-                self._enhancers[m.model_id] = m
-            if model_id in self._enhancers:
-                return self._enhancers[model_id]
-            raise DsslicFormatError(f"file needs learned enhancement model id {model_id.hex()}, which is not "
-                                    "installed; pass --enhance with its weights")
         if self._enhance_model is None:
+            arg = self._enhance_arg
             if arg is None:
-                shipped = sorted(p.stem for p in WEIGHTS_DIR.glob("enhance-*.safetensors"))
-                if not shipped:
-                    raise DsslicInputError("no learned enhancement model is installed; pass --enhance "
-                                           "WEIGHTS.safetensors (train one with `dsslic train-enhance`)")
-                arg = shipped[0].removeprefix("enhance-")
-            m = arg if isinstance(arg, enhance.EnhanceModel) else enhance.load(arg)
+                m = enhance.for_id(model_id) if model_id is not None else enhance.load(None)
+            else:
+                m = arg if isinstance(arg, enhance.EnhanceModel) else enhance.load(arg)
             self._enhance_model = m.eval()
-            self._enhancers[m.model_id] = m
-        if model_id is not None and model_id not in self._enhancers:
+        if model_id is not None and model_id != self._enhance_model.model_id:
             raise DsslicFormatError(f"file needs learned enhancement model id {model_id.hex()}; the one given is "
                                     f"{self._enhance_model.model_id.hex()}")
-        return self._enhance_model if model_id is None else self._enhancers[model_id]
+        return self._enhance_model
 
     def _enhance_tiles(self):
         """How the enhancement layer runs its full-size transforms: in overlapping tiles on large images."""

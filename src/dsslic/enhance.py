@@ -351,18 +351,39 @@ class EnhanceModel(nn.Module):
         return np.rint(x_hat * 255).astype(np.uint8)
 
 
-def load(name_or_path: str) -> EnhanceModel:
-    """A shipped enhancement model by name (``weights/enhance-NAME.safetensors``) or a path."""
+def shipped() -> list[str]:
+    """Names of the enhancement models inside the package (``weights/enhance-NAME.safetensors``)."""
+    from .registry import WEIGHTS_DIR
+
+    return sorted(f.stem.removeprefix("enhance-") for f in WEIGHTS_DIR.glob("enhance-*.safetensors"))
+
+
+def load(name_or_path: str | None) -> EnhanceModel:
+    """A shipped enhancement model by name, a path, or (None) the first shipped one."""
     from pathlib import Path
 
     from .errors import DsslicInputError
-    from .models import WEIGHTS_DIR
+    from .registry import WEIGHTS_DIR
 
+    if name_or_path is None:
+        if not shipped():
+            raise DsslicInputError("no learned enhancement model is installed; pass --enhance WEIGHTS.safetensors "
+                                   "(train one with `dsslic train-enhance`)")
+        name_or_path = shipped()[0]
     p = WEIGHTS_DIR / f"enhance-{name_or_path}.safetensors"
     if p.is_file():
         return EnhanceModel.load(p)
     if Path(name_or_path).is_file():
         return EnhanceModel.load(name_or_path)
-    shipped = sorted(f.stem.removeprefix("enhance-") for f in WEIGHTS_DIR.glob("enhance-*.safetensors"))
-    raise DsslicInputError(f"unknown enhancement model {name_or_path!r}; shipped: {', '.join(shipped) or 'none'} "
+    raise DsslicInputError(f"unknown enhancement model {name_or_path!r}; shipped: {', '.join(shipped()) or 'none'} "
                            "(or a .safetensors path)")
+
+
+def for_id(model_id: bytes) -> EnhanceModel:
+    """The shipped enhancement model with this id (the one a file names), or a format error."""
+    for name in shipped():
+        m = load(name)
+        if m.model_id == model_id:
+            return m
+    raise DsslicFormatError(f"file needs learned enhancement model id {model_id.hex()}, which is not installed; "
+                            "pass --enhance with its weights")

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import DsslicInputError
+from .registry import WEIGHTS_DIR
 
 
 def default_palette(n: int) -> np.ndarray:
@@ -287,7 +288,6 @@ def class_names_for_id(segmenter_id: bytes) -> list[str] | None:
     return None
 
 
-WEIGHTS_DIR = Path(__file__).parent / "weights"
 _SEGMENTERS = {"none": NoSegmenter}
 
 
