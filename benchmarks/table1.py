@@ -2,6 +2,9 @@
 
     python benchmarks/table1.py --data ../shared/data/kodak --models plain [general ...] [--out FILE.md]
 
+A model is a registry name, a ``.safetensors`` path, or ``LABEL=NAME_OR_PATH`` to name its row
+(e.g. ``noSeg=runs/street-noseg/street-noseg.safetensors`` for an ablation).
+
 For each model: bits per pixel over all channels and per channel (= bpp / 3, the paper's unit) of
 the whole .dsslic file written with ``--residual none`` (header, label map and compact image),
 PSNR over RGB and MS-SSIM of x'. Means of per-image values. The paper's Kodak rows (bpp per channel,
@@ -34,8 +37,10 @@ def main() -> None:
     lines = [f"Coarse layer only (`--residual none`), {len(files)} images from {', '.join(a.data)}; "
              "means of per-image values; rate = whole file.", "",
              "| model | bpp | bpp per channel | PSNR (dB) | MS-SSIM |", "|---|---|---|---|---|"]
-    for name in a.models:
-        codec = Codec(name)
+    for spec in a.models:
+        name, _, model = spec.rpartition("=")
+        name = name or model
+        codec = Codec(model)
         rows = []
         for f in tqdm(files, desc=name, file=sys.stderr):
             x = load_image(f)
