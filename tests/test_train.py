@@ -87,15 +87,19 @@ def test_resume_is_exact(data_dir, tmp_path):
     tb = Trainer(cfg_b)
     for _ in range(2):
         tb.train_step(*batch_at(tb.step, 0, cfg_b, imgs, labels))
+    tb.clock.before = 1000.0  # as if the first session had trained for 1000 s
     tb.save()
     del tb
     torch.manual_seed(999)  # resume must not depend on the process's RNG state
     tc = Trainer(cfg_b, resume=True)
     assert tc.step == 2
+    assert tc.clock() >= 1000.0  # the clock continues across resumes: model cards report total time
     tc.fit(imgs, labels, progress=False)
     for (k, a), (_, b) in zip(ta.G.state_dict().items(), tc.G.state_dict().items()):
         assert torch.equal(a, b), k
-    assert (tmp_path / "b" / "run" / "log.csv").read_text().count("\n") == 3  # header + steps 3, 4
+    log = (tmp_path / "b" / "run" / "log.csv").read_text().splitlines()
+    assert len(log) == 3  # header + steps 3, 4
+    assert float(log[1].split(",")[1]) >= 1000.0  # time_s counts the earlier session
 
 
 def test_schedule():
@@ -130,3 +134,16 @@ def test_cli_train_bad_input(tmp_path, capsys):
 
     assert main(["train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "r"), "--device", "cpu"]) == 2
     assert "no such directory" in capsys.readouterr().err
+
+
+def test_checkpoint_is_atomic_and_log_appends(tmp_path):
+    from dsslic.trainloop import CsvLog, load_checkpoint, save_checkpoint
+
+    assert load_checkpoint(tmp_path, "cpu") is None
+    save_checkpoint(tmp_path, {"w": torch.ones(2), "step": 3})
+    assert load_checkpoint(tmp_path, "cpu")["step"] == 3
+    assert not list(tmp_path.glob("*.tmp"))
+    for row in (1, 2):
+        with CsvLog(tmp_path / "log.csv", ["step", "loss"]) as log:
+            log.write({"step": row, "loss": 0.5, "ignored": 1})
+    assert (tmp_path / "log.csv").read_text().splitlines() == ["step,loss", "1,0.5", "2,0.5"]

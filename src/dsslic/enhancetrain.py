@@ -7,10 +7,7 @@ deterministic batches per step, full checkpoints for ``--resume``, CSV log, safe
 
 from __future__ import annotations
 
-import csv
 import json
-import os
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -18,6 +15,7 @@ import torch
 
 from .enhance import STRIDE, EnhanceConfig, EnhanceModel
 from .train import TrainConfig, batch_at, load_images
+from .trainloop import Clock, CsvLog, load_checkpoint, save_checkpoint
 
 
 @dataclass
@@ -60,11 +58,12 @@ class EnhanceTrainer:
         self.step = 0
         self.out = Path(cfg.out)
         self.out.mkdir(parents=True, exist_ok=True)
-        if resume and (self.out / "checkpoint.pt").is_file():
-            state = torch.load(self.out / "checkpoint.pt", map_location=self.device, weights_only=True)
+        self.clock = Clock()
+        if resume and (state := load_checkpoint(self.out, self.device)) is not None:
             self.model.load_state_dict(state["model"])
             self.opt.load_state_dict(state["opt"])
             self.step = state["step"]
+            self.clock = Clock(state.get("elapsed_s", 0.0))
         self.data_cfg = TrainConfig(data=cfg.data, out=cfg.out, batch=cfg.batch, crop=cfg.crop,
                                     augment=cfg.augment, seed=cfg.seed)
 
@@ -98,10 +97,8 @@ class EnhanceTrainer:
                 "psnr_pred": float(-10 * torch.log10(mse_pred))}
 
     def save(self) -> None:
-        tmp = self.out / "checkpoint.pt.tmp"
-        torch.save({"model": self.model.state_dict(), "opt": self.opt.state_dict(), "step": self.step,
-                    "config": asdict(self.cfg)}, tmp)
-        os.replace(tmp, self.out / "checkpoint.pt")
+        save_checkpoint(self.out, {"model": self.model.state_dict(), "opt": self.opt.state_dict(), "step": self.step,
+                                   "config": asdict(self.cfg), "elapsed_s": self.clock()})
 
     def export(self) -> Path:
         path = self.out / f"enhance-{self.cfg.name}.safetensors"
@@ -114,24 +111,16 @@ class EnhanceTrainer:
         from tqdm import tqdm
 
         cfg = self.cfg
-        log_path = self.out / "log.csv"
-        new = not log_path.is_file()
         fields = ["step", "time_s", "lr", "loss", "bpp", "psnr", "psnr_pred"]
-        with open(log_path, "a", newline="") as f:
-            wr = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-            if new:
-                wr.writeheader()
+        with CsvLog(self.out / "log.csv", fields) as log:
             self.model.train()
             bar = tqdm(total=cfg.steps, initial=self.step, disable=not progress, unit="step")
-            t0 = time.time()
             while self.step < cfg.steps:
                 x, _ = batch_at(self.step, 0, self.data_cfg, imgs, [None] * len(imgs))
                 logs = self.train_step(x)
                 bar.update()
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                    wr.writerow({**logs, "step": self.step, "time_s": time.time() - t0,
-                                 "lr": self.opt.param_groups[0]["lr"]})
-                    f.flush()
+                    log.write({**logs, "step": self.step, "time_s": self.clock(), "lr": self.opt.param_groups[0]["lr"]})
                     bar.set_postfix(bpp=f"{logs['bpp']:.3f}", psnr=f"{logs['psnr']:.2f}")
                 if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps:
                     self.save()

@@ -7,9 +7,7 @@ Batches are drawn per step from a generator seeded with (seed, step), so runs re
 
 from __future__ import annotations
 
-import csv
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,6 +18,7 @@ import torch.nn.functional as F
 
 from .imageio import IMAGE_EXTS
 from .segnet import CAMVID11, CAMVID11_PALETTE, SegNetLite
+from .trainloop import Clock, CsvLog, load_checkpoint, save_checkpoint
 
 
 @dataclass
@@ -112,11 +111,12 @@ class SegTrainer:
         self.step = 0
         self.out = Path(cfg.out)
         self.out.mkdir(parents=True, exist_ok=True)
-        if resume and (self.out / "checkpoint.pt").is_file():
-            st = torch.load(self.out / "checkpoint.pt", map_location=self.device, weights_only=True)
+        self.clock = Clock()
+        if resume and (st := load_checkpoint(self.out, self.device)) is not None:
             self.net.load_state_dict(st["net"])
             self.opt.load_state_dict(st["opt"])
             self.step = st["step"]
+            self.clock = Clock(st.get("elapsed_s", 0.0))
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         for grp in self.opt.param_groups:
@@ -133,9 +133,8 @@ class SegTrainer:
         return loss.detach()
 
     def save(self) -> None:
-        tmp = self.out / "checkpoint.pt.tmp"
-        torch.save({"net": self.net.state_dict(), "opt": self.opt.state_dict(), "step": self.step}, tmp)
-        os.replace(tmp, self.out / "checkpoint.pt")
+        save_checkpoint(self.out, {"net": self.net.state_dict(), "opt": self.opt.state_dict(), "step": self.step,
+                                   "elapsed_s": self.clock()})
 
     def export(self, name: str = "camvid11", card: dict | None = None) -> Path:
         from safetensors.torch import save_file
@@ -153,20 +152,16 @@ class SegTrainer:
         from tqdm import tqdm
 
         cfg = self.cfg
-        new = not (self.out / "log.csv").is_file()
-        with open(self.out / "log.csv", "a", newline="") as f:
-            wr = csv.writer(f)
-            if new:
-                wr.writerow(["step", "time_s", "crops_per_s", "lr", "loss"])
+        with CsvLog(self.out / "log.csv", ["step", "time_s", "crops_per_s", "lr", "loss"]) as log:
             self.net.train()
             t0, n0 = time.time(), self.step
             for _ in tqdm(range(self.step, cfg.steps), disable=not progress, unit="step"):
                 loss = self.train_step(*batch_at(self.step, cfg, imgs, labs))
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                     dt = time.time() - t0
-                    wr.writerow([self.step, f"{dt:.1f}", f"{(self.step - n0) * cfg.batch / max(dt, 1e-9):.1f}",
-                                 f"{poly_lr(self.step, cfg):.6f}", f"{float(loss):.4f}"])
-                    f.flush()
+                    log.write({"step": self.step, "time_s": f"{self.clock():.1f}",
+                               "crops_per_s": f"{(self.step - n0) * cfg.batch / max(dt, 1e-9):.1f}",
+                               "lr": f"{poly_lr(self.step, cfg):.6f}", "loss": f"{float(loss):.4f}"})
                 if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps:
                     self.save()
         (self.out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
@@ -196,6 +191,7 @@ def add_parser(sub) -> None:
     p.add_argument("--width", type=int, default=32)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--ckpt-every", type=int, default=1000, help="steps between resumable checkpoints")
     p.add_argument("--resume", action="store_true")
     p.set_defaults(func=cmd_train_segnet)
 
@@ -207,7 +203,7 @@ def cmd_train_segnet(a) -> int:
         if not Path(d).is_dir():
             raise DsslicInputError(f"{d}: no such directory")
     cfg = SegTrainConfig(data=a.data, labels=a.labels, out=a.out, steps=a.steps, batch=a.batch, crop=a.crop,
-                         width=a.width, lr=a.lr, device=a.device)
+                         width=a.width, lr=a.lr, device=a.device, ckpt_every=a.ckpt_every)
     try:
         imgs, labs = load_pairs(cfg)
     except ValueError as e:

@@ -14,7 +14,6 @@ straight-through estimator, as the codec stores it.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -32,6 +31,7 @@ from .imageio import IMAGE_EXTS
 from .layers import one_hot
 from .losses import VGGLoss, feature_matching_loss, gan_loss, l1_loss, ssim_loss
 from .models import LearnedConfig, LearnedModel
+from .trainloop import Clock, CsvLog, load_checkpoint, save_checkpoint
 
 
 @dataclass
@@ -183,8 +183,9 @@ class Trainer:
         self.step = 0
         self.out = Path(cfg.out)
         self.out.mkdir(parents=True, exist_ok=True)
-        if resume and (self.out / "checkpoint.pt").is_file():
-            self.load(self.out / "checkpoint.pt")
+        self.clock = Clock()
+        if resume and (state := load_checkpoint(self.out, self.device)) is not None:
+            self.load(state)
         gm, dm = self.G, self.D
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
@@ -262,18 +263,16 @@ class Trainer:
                  "config": asdict(self.cfg)}
         if self.D is not None:
             state |= {"D": self.D.state_dict(), "optD": self.optD.state_dict()}
-        tmp = self.out / "checkpoint.pt.tmp"
-        torch.save(state, tmp)
-        os.replace(tmp, self.out / "checkpoint.pt")
+        save_checkpoint(self.out, state | {"elapsed_s": self.clock()})
 
-    def load(self, path: Path) -> None:
-        state = torch.load(path, map_location=self.device, weights_only=True)
+    def load(self, state: dict) -> None:
         self.G.load_state_dict(state["G"])
         self.optG.load_state_dict(state["optG"])
         if self.D is not None and "D" in state:
             self.D.load_state_dict(state["D"])
             self.optD.load_state_dict(state["optD"])
         self.step = state["step"]
+        self.clock = Clock(state.get("elapsed_s", 0.0))
 
     def export(self, card: dict | None = None) -> Path:
         path = self.out / f"{self.cfg.name}.safetensors"
@@ -296,11 +295,7 @@ class Trainer:
         except Exception:  # tensorboard not installed: CSV only
             pass
         fields = ["step", "time_s", "crops_per_s", "lr", "loss_g", "l1", "ssim_loss", "gan_g", "fm", "vgg", "d", "psnr"]
-        new = not log_path.is_file()
-        f = open(log_path, "a", newline="") if not self.rank else None
-        wr = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore") if f else None
-        if wr and new:
-            wr.writeheader()
+        log = CsvLog(log_path, fields, enabled=not self.rank)
         self.G.train()
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not progress or bool(self.rank), unit="step")
         t0, n0 = time.time(), self.step
@@ -313,11 +308,9 @@ class Trainer:
             if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                 logs = {k: float(v) for k, v in logs.items()}
                 dt = time.time() - t0
-                logs |= {"step": self.step, "time_s": dt,
+                logs |= {"step": self.step, "time_s": self.clock(),
                          "crops_per_s": (self.step - n0) * cfg.batch * self.world / max(dt, 1e-9)}
-                if wr:
-                    wr.writerow(logs)
-                    f.flush()
+                log.write(logs)
                 if writer:
                     for k, v in logs.items():
                         writer.add_scalar(k, v, self.step)
@@ -325,8 +318,7 @@ class Trainer:
             if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps:
                 self.save()
         bar.close()
-        if f:
-            f.close()
+        log.close()
         (self.out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
 
 

@@ -1,0 +1,73 @@
+"""What the three trainers (``train``, ``train-segnet``, ``train-enhance``) share.
+
+Resumable runs on borrowed GPUs and on slow CPUs are stopped and continued many times, so each
+trainer keeps one full checkpoint (written through a temporary file and an atomic rename, so a kill
+never leaves a broken one), a CSV log that is appended to on resume, and a clock that continues
+across resumes: ``time_s`` in the log and ``elapsed_s`` in the checkpoint are the run's total time,
+which is what a model card reports.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from pathlib import Path
+
+import torch
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def save_checkpoint(out: Path, state: dict) -> None:
+    """Write ``out/checkpoint.pt`` atomically."""
+    tmp = Path(out) / (CHECKPOINT + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, Path(out) / CHECKPOINT)
+
+
+def load_checkpoint(out: Path, device: torch.device | str) -> dict | None:
+    """The run's checkpoint (tensors only, no pickled code), or None when there is none."""
+    path = Path(out) / CHECKPOINT
+    if not path.is_file():
+        return None
+    return torch.load(path, map_location=device, weights_only=True)
+
+
+class Clock:
+    """Seconds of training so far, counting the time of earlier (resumed) sessions."""
+
+    def __init__(self, before: float = 0.0) -> None:
+        self.before, self.t0 = float(before), time.time()
+
+    def __call__(self) -> float:
+        return self.before + time.time() - self.t0
+
+
+class CsvLog:
+    """Rows appended to a CSV file; the header is written once, when the file is new."""
+
+    def __init__(self, path: Path, fields: list[str], enabled: bool = True) -> None:
+        self.f = None
+        if enabled:
+            new = not Path(path).is_file()
+            self.f = open(path, "a", newline="")
+            self.w = csv.DictWriter(self.f, fieldnames=fields, extrasaction="ignore")
+            if new:
+                self.w.writeheader()
+
+    def write(self, row: dict) -> None:
+        if self.f:
+            self.w.writerow(row)
+            self.f.flush()
+
+    def close(self) -> None:
+        if self.f:
+            self.f.close()
+            self.f = None
+
+    def __enter__(self) -> CsvLog:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
