@@ -181,3 +181,13 @@ def test_shipped_segmenters_load(name):
     from dsslic.models import available
 
     assert name not in available() and f"{name}.seg" not in available()
+
+
+def test_fingerprint_follows_weights_id_follows_label_space():
+    torch.manual_seed(0)
+    a = segnet.NetSegmenter("camvid11", segnet.SegNetLite(11, 8), list(segnet.CAMVID11))
+    b = segnet.NetSegmenter("camvid11", segnet.SegNetLite(11, 8), list(segnet.CAMVID11))
+    assert a.id == b.id  # files stay decodable when the segmenter is retrained
+    assert a.fingerprint != b.fingerprint  # but cached results that depend on its maps do not carry over
+    assert a.fingerprint == a.fingerprint
+    assert segnet.NoSegmenter().fingerprint == "none"

@@ -356,10 +356,13 @@ def evaluate(data: list[str], names: list[str], out: Path, jobs: int = 1, device
             except (ValueError, KeyError):
                 continue  # a line cut short by a kill: recomputed
     version = {n: "1" for n in names}
-    if "dsslic" in names:
-        version["dsslic"] = _dsslic_codec(model, "cpu").model.model_id.hex()
-    if "dsslic-learned" in names:
-        version["dsslic-learned"] = _dsslic_codec(model, "cpu").model.model_id.hex() + "+" + "+".join(
+    if {"dsslic", "dsslic-learned"} & set(names):
+        # rows depend on the model's weights and, for a label-conditioned model, on the segmenter's
+        base = _dsslic_codec(model, "cpu")
+        version["dsslic"] = base.model.model_id.hex()
+        if base.model.num_labels:
+            version["dsslic"] += "+" + base.segmenter.fingerprint
+        version["dsslic-learned"] = version["dsslic"] + "+" + "+".join(
             _dsslic_codec(model, "cpu", e).enhancer().model_id.hex() for e in enhance)
     digests = {f: _file_digest(f) for f in files}
     tasks, keys, rows = [], [], []

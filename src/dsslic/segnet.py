@@ -59,6 +59,21 @@ class Segmenter(ABC):
         """4 bytes naming the label space, stored in the file."""
         return label_space_id(self.class_names)
 
+    @property
+    def fingerprint(self) -> str:
+        """What decides its label maps: the name, and a hash of the network's weights when it has one.
+
+        ``id`` names only the label space (files stay decodable when weights are retrained); caches of
+        results that depend on the maps (``dsslic eval``) key on this instead."""
+        net = getattr(self, "net", None) or getattr(self, "model", None)
+        if net is None or not hasattr(net, "state_dict"):
+            return self.name
+        h = hashlib.sha256()
+        for k, v in net.state_dict().items():
+            h.update(k.encode())
+            h.update(v.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        return f"{self.name}:{h.hexdigest()[:12]}"
+
     @abstractmethod
     def segment(self, image: np.ndarray) -> np.ndarray:
         """uint8 (H, W, 3) -> (H, W) uint8 or uint16 label map with values < num_labels."""
