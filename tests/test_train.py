@@ -147,3 +147,15 @@ def test_checkpoint_is_atomic_and_log_appends(tmp_path):
         with CsvLog(tmp_path / "log.csv", ["step", "loss"]) as log:
             log.write({"step": row, "loss": 0.5, "ignored": 1})
     assert (tmp_path / "log.csv").read_text().splitlines() == ["step,loss", "1,0.5", "2,0.5"]
+
+
+@pytest.mark.parametrize("cmd", [["train"], ["train-segnet", "--labels", "."], ["train-enhance"]])
+def test_trainers_refuse_zero_counts(cmd, data_dir, tmp_path, capsys):
+    from dsslic.cli import main
+
+    d, _ = data_dir
+    out = tmp_path / "run"
+    assert main([*cmd, "--data", str(d), "--out", str(out), "--ckpt-every", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "dsslic: error: --ckpt-every must be at least 1, got 0"
+    assert not out.exists()

@@ -15,7 +15,7 @@ import torch
 
 from .enhance import STRIDE, EnhanceConfig, EnhanceModel
 from .train import TrainConfig, batch_at, load_images
-from .trainloop import Clock, CsvLog, load_checkpoint, save_checkpoint
+from .trainloop import Clock, CsvLog, check_counts, load_checkpoint, save_checkpoint
 
 
 @dataclass
@@ -154,6 +154,7 @@ def add_parser(sub) -> None:
 def cmd_train_enhance(a) -> int:
     from .errors import DsslicInputError
 
+    check_counts(a)
     cfg = EnhanceTrainConfig(data=a.data, out=a.out, base=a.base, name=a.name, lmbda=a.lmbda, n=a.n, m=a.m,
                              nz=a.nz, steps=a.steps, batch=a.batch, crop=a.crop, lr=a.lr, augment=a.augment,
                              seed=a.seed, device=a.device, log_every=a.log_every, ckpt_every=a.ckpt_every)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from .imageio import IMAGE_EXTS
 from .segnet import CAMVID11, CAMVID11_PALETTE, SegNetLite
-from .trainloop import Clock, CsvLog, load_checkpoint, save_checkpoint
+from .trainloop import Clock, CsvLog, check_counts, load_checkpoint, save_checkpoint
 
 
 @dataclass
@@ -199,6 +199,7 @@ def add_parser(sub) -> None:
 def cmd_train_segnet(a) -> int:
     from .errors import DsslicInputError
 
+    check_counts(a)
     for d in a.data + a.labels:
         if not Path(d).is_dir():
             raise DsslicInputError(f"{d}: no such directory")

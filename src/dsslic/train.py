@@ -31,7 +31,7 @@ from .imageio import IMAGE_EXTS
 from .layers import one_hot
 from .losses import VGGLoss, feature_matching_loss, gan_loss, l1_loss, ssim_loss
 from .models import LearnedConfig, LearnedModel
-from .trainloop import Clock, CsvLog, load_checkpoint, save_checkpoint
+from .trainloop import Clock, CsvLog, check_counts, load_checkpoint, save_checkpoint
 
 
 @dataclass
@@ -358,6 +358,7 @@ def add_parser(sub) -> None:
 def cmd_train(a) -> int:
     from .errors import DsslicInputError
 
+    check_counts(a)
     if a.vgg is None:
         import warnings
 

@@ -17,6 +17,17 @@ from pathlib import Path
 import torch
 
 CHECKPOINT = "checkpoint.pt"
+COUNTS = ("steps", "batch", "crop", "log_every", "ckpt_every")
+
+
+def check_counts(args) -> None:
+    """One clear error (exit 2) for a step/batch/crop/interval option below 1, before any work starts."""
+    from .errors import DsslicInputError
+
+    for k in COUNTS:
+        v = getattr(args, k, None)
+        if v is not None and v < 1:
+            raise DsslicInputError(f"--{k.replace('_', '-')} must be at least 1, got {v}")
 
 
 def save_checkpoint(out: Path, state: dict) -> None:
