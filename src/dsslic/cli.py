@@ -133,7 +133,7 @@ def cmd_decompress(a: argparse.Namespace) -> int:
         if model is None:
             raise DsslicInputError(
                 f"{a.input}: made with model id {hd.model_id.hex()}, which this installation does not have "
-                f"(installed: {', '.join(['plain', *registry.shipped()])}); pass --model PATH.safetensors"
+                f"(installed: {', '.join(registry.available())}); pass --model PATH.safetensors"
             )
     codec = Codec(model=model or "plain", device=a.device, max_pixels=a.max_pixels, enhance=a.enhance)
     img = codec.reconstruct(hd, lay, a.layers)

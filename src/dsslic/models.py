@@ -27,7 +27,7 @@ from torch import nn
 from .compnet import CompNet
 from .errors import DsslicInputError
 from .finenet import FineNet, RecNet, upsample
-from .registry import WEIGHTS_DIR, shipped  # the torch-free part of the registry
+from .registry import WEIGHTS_DIR, available  # the torch-free part of the registry
 
 
 class DsslicModel(nn.Module):
@@ -165,11 +165,6 @@ class LearnedModel(DsslicModel):
         sd = {k: v.float() for k, v in load_file(str(path)).items()}
         model.load_state_dict(sd)
         return model.eval()
-
-
-def available() -> list[str]:
-    """Names of the models this installation can load: built in plus shipped weights."""
-    return ["plain", *shipped()]
 
 
 def load(name: str) -> DsslicModel:

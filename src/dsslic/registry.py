@@ -21,6 +21,11 @@ def shipped() -> list[str]:
                   if not p.name.endswith(".seg.safetensors") and not p.name.startswith("enhance-"))
 
 
+def available() -> list[str]:
+    """Names of the models this installation can load: the built-in ``plain`` plus shipped weights."""
+    return ["plain", *shipped()]
+
+
 @functools.lru_cache(maxsize=None)
 def ids() -> dict[bytes, str]:
     from safetensors import safe_open
