@@ -74,10 +74,11 @@ def _pad_sym(a: np.ndarray, ph: int, pw: int) -> np.ndarray:
 
 
 def _upscale_labels(s: np.ndarray, f: int, h: int, w: int) -> np.ndarray:
-    """Nearest-neighbour upscaling of a label map stored at 1/f of the size."""
+    """Nearest-neighbour upscaling of a label map stored at 1/f of the size, indexed straight to (h, w): nothing
+    larger than the output is made, whatever f is."""
     if f == 1:
         return s
-    return np.repeat(np.repeat(s, f, axis=0), f, axis=1)[:h, :w]
+    return np.take(np.take(s, np.arange(h) // f, axis=0), np.arange(w) // f, axis=1)
 
 
 @dataclass
@@ -94,8 +95,10 @@ def _decode_layer(hd: Header, kind: LayerKind, shape: tuple[int, ...]) -> np.nda
     layer = hd.layer(kind)
     assert layer is not None  # parse() checked that the codec exists and fits this layer
     arr = codecs.by_id(layer.codec_id).decode(layer.data, shape)
-    if kind != LayerKind.SEG and arr.dtype != np.uint8:
-        raise DsslicFormatError(f"{kind.name.lower()} layer decodes to {arr.dtype}, expected 8-bit samples")
+    allowed = (np.uint8, np.uint16) if kind == LayerKind.SEG else (np.uint8,)
+    if arr.dtype not in allowed or arr.shape != tuple(shape):  # float or NaN label maps, 16-bit images, ...
+        raise DsslicFormatError(f"{kind.name.lower()} layer decodes to {arr.dtype} {arr.shape}, expected "
+                                f"{' or '.join(np.dtype(t).name for t in allowed)} {tuple(shape)}")
     return arr
 
 

@@ -131,56 +131,111 @@ class _BitReader:
         for i in range(n):
             byte = self.pos >> 3
             if byte >= len(self.data):
-                raise DsslicFormatError("JPEG XL stream ends inside its size header")
+                raise DsslicFormatError("JPEG XL stream ends inside its headers")
             v |= ((self.data[byte] >> (self.pos & 7)) & 1) << i
             self.pos += 1
         return v
 
 
 _JXL_CONTAINER = b"\x00\x00\x00\x0cJXL \r\n\x87\n"
+_JXL_HEAD_BYTES = 128  # enough for the SizeHeader and ImageMetadata up to the number of extra channels
 
 
-def _jxl_codestream_start(data: bytes) -> bytes:
-    """The first bytes of the codestream: the data itself, or inside the ISO container's jxlc/jxlp box."""
+def _jxl_codestream_start(data: bytes, n: int = _JXL_HEAD_BYTES) -> bytes:
+    """The first ``n`` bytes of the codestream: the data itself, or the payloads of the ISO container's
+    ``jxlc`` box or ``jxlp`` boxes joined (box headers and each ``jxlp``'s 4-byte index left out), as
+    libjxl reads them."""
     if data[:2] == b"\xff\x0a":
-        return data
+        return data[:n]
     if not data.startswith(_JXL_CONTAINER):
         raise DsslicFormatError("layer is not a JPEG XL stream")
-    pos = len(_JXL_CONTAINER)
-    while pos + 8 <= len(data):
+    pos, out = len(_JXL_CONTAINER), b""
+    while pos + 8 <= len(data) and len(out) < n:
         size, box = int.from_bytes(data[pos : pos + 4], "big"), data[pos + 4 : pos + 8]
         head = 8
         if size == 1:  # 64-bit size
             size, head = int.from_bytes(data[pos + 8 : pos + 16], "big"), 16
-        if box == b"jxlc":
-            return data[pos + head :]
-        if box == b"jxlp":
-            return data[pos + head + 4 :]
+        elif size == 0:  # the box runs to the end of the file
+            size = len(data) - pos
         if size < head:
             break
+        body = data[pos + head : pos + size]
+        if box == b"jxlc":
+            return (out + body)[:n]
+        if box == b"jxlp":
+            if len(body) < 4:
+                break
+            out += body[4:]
         pos += size
-    raise DsslicFormatError("JPEG XL container holds no codestream")
+    if not out:
+        raise DsslicFormatError("JPEG XL container holds no codestream")
+    return out[:n]
+
+
+@dataclass
+class JxlHeader:
+    """What a JPEG XL codestream's headers declare, read without decoding it."""
+
+    width: int
+    height: int
+    animated: bool = False
+    float_samples: bool = False
+    bits: int = 8
+    extra_channels: int = 0
+
+
+def jxl_header(data: bytes) -> JxlHeader:
+    """Parse the SizeHeader and ImageMetadata (up to the extra channel count) of a JPEG XL stream."""
+    cs = _jxl_codestream_start(data)
+    if cs[:2] != b"\xff\x0a":
+        raise DsslicFormatError("layer is not a JPEG XL codestream")
+    br = _BitReader(cs[2:])
+
+    def u32(*dist: tuple[int, int]) -> int:  # U32(): a 2-bit selector, then (bits, offset)
+        bits, offset = dist[br.u(2)]
+        return br.u(bits) + offset
+
+    def size(div8_read, read) -> tuple[int, int]:  # SizeHeader / PreviewHeader: (width, height)
+        div8 = br.u(1)
+        get = (lambda: div8_read() * 8) if div8 else read
+        h = get()
+        ratio = br.u(3)
+        if ratio:
+            num, den = ((1, 1), (12, 10), (4, 3), (3, 2), (16, 9), (5, 4), (2, 1))[ratio - 1]
+            return h * num // den, h
+        return get(), h
+
+    def image_size() -> tuple[int, int]:
+        return size(lambda: br.u(5) + 1, lambda: u32((9, 1), (13, 1), (18, 1), (30, 1)))
+
+    w, h = image_size()
+    hd = JxlHeader(w, h)
+    if br.u(1):  # ImageMetadata all_default: 8-bit, no extra channels, no animation
+        return hd
+    if br.u(1):  # extra_fields
+        br.u(3)  # orientation
+        if br.u(1):  # intrinsic size
+            image_size()
+        if br.u(1):  # preview
+            size(lambda: u32((0, 16), (0, 32), (5, 1), (9, 33)), lambda: u32((6, 1), (8, 65), (10, 321), (12, 1345)))
+        hd.animated = bool(br.u(1))
+        if hd.animated:
+            return hd
+    hd.float_samples = bool(br.u(1))
+    if hd.float_samples:
+        hd.bits = u32((0, 32), (0, 16), (0, 24), (6, 1))
+        br.u(4)
+    else:
+        hd.bits = u32((0, 8), (0, 10), (0, 12), (6, 1))
+    br.u(1)  # modular_16_bit_buffer_sufficient
+    hd.extra_channels = u32((0, 0), (0, 1), (4, 2), (12, 1))
+    return hd
 
 
 def jxl_size(data: bytes) -> tuple[int, int]:
     """Width and height a JPEG XL stream declares (its SizeHeader), without decoding it."""
-    data = _jxl_codestream_start(data)
-    if data[:2] != b"\xff\x0a":
-        raise DsslicFormatError("layer is not a JPEG XL codestream")
-    br = _BitReader(data[2:16])
-
-    def u32() -> int:
-        return br.u((9, 13, 18, 30)[br.u(2)]) + 1
-
-    small = br.u(1)
-    height = (br.u(5) + 1) * 8 if small else u32()
-    ratio = br.u(3)
-    if ratio == 0:
-        width = (br.u(5) + 1) * 8 if small else u32()
-    else:
-        num, den = ((1, 1), (12, 10), (4, 3), (3, 2), (16, 9), (5, 4), (2, 1))[ratio - 1]
-        width = height * num // den
-    return width, height
+    hd = jxl_header(data)
+    return hd.width, hd.height
 
 
 class JxlCodec(LayerCodec):
@@ -202,10 +257,16 @@ class JxlCodec(LayerCodec):
     def decode(self, data: bytes, shape: Shape) -> np.ndarray:
         import imagecodecs
 
-        w, h = jxl_size(data)
-        _check_claimed(w, h, shape, self.name)
-        try:
-            arr = imagecodecs.jpegxl_decode(data)
+        hd = jxl_header(data)
+        _check_claimed(hd.width, hd.height, shape, self.name)
+        if hd.animated or hd.float_samples or hd.bits > 16 or hd.extra_channels:
+            what = "an animation" if hd.animated else (
+                f"{hd.bits}-bit {'float' if hd.float_samples else 'integer'} samples" if hd.extra_channels == 0
+                else f"{hd.extra_channels} extra channels")
+            raise DsslicFormatError(f"{self.name} layer holds {what}; dsslic layers are one still image of "
+                                    "8- or 16-bit integers")
+        try:  # index=0: one frame is decoded and allocated, whatever the stream holds after it
+            arr = imagecodecs.jpegxl_decode(data, index=0)
         except Exception as e:
             raise DsslicFormatError(f"{self.name} layer does not decode ({e})") from None
         return _expect(np.asarray(arr), shape, self.name)
@@ -314,10 +375,16 @@ class HevcCodec(LayerCodec):
             # FFmpeg refuses a stream claiming more pixels than this before allocating frames
             # (with room for its alignment of the coded size to 64-pixel coding tree blocks)
             ctx.options = {"max_pixels": str((ph + 64) * (pw + 64)), "threads": "1"}
+            packets = ctx.parse(data) + ctx.parse(None)  # one per picture (access unit): no pixels yet
+            if len(packets) != 1:
+                raise DsslicFormatError(f"{self.name} layer holds {len(packets)} pictures, expected 1")
             frames = []
-            for p in ctx.parse(data) + ctx.parse(None):
+            for p in [*packets, None]:  # None flushes the decoder
                 frames += ctx.decode(p)
-            frames += ctx.decode(None)
+                if len(frames) > 1:  # stop at the second picture, before any more are decoded
+                    raise DsslicFormatError(f"{self.name} layer holds more than one picture")
+        except DsslicFormatError:
+            raise
         except Exception as e:
             if "max_pixels" in str(e):
                 raise DsslicFormatError(
@@ -387,14 +454,30 @@ class _PillowCodec(LayerCodec):
         Image.fromarray(np.ascontiguousarray(img)).save(buf, format=self.format, **self.save_args(q))
         return buf.getvalue()
 
-    def decode(self, data: bytes, shape: Shape) -> np.ndarray:
+    def _open(self, data: bytes):
+        """Open lazily (header only) with this format's Pillow plugin: not through ``Image.open``, whose
+        bomb guard is a process-wide setting; the size is checked against the header (and so against
+        dsslic's own pixel limit) by :meth:`decode`, per call."""
         from PIL import Image
 
+        Image.init()
+        factory, accept = Image.OPEN[self.format]
+        ok = accept(data[:16]) if accept else True
+        if not ok or isinstance(ok, str):
+            raise DsslicFormatError(f"{self.name} layer is not a {self.format} stream")
+        return factory(io.BytesIO(data), None)
+
+    def decode(self, data: bytes, shape: Shape) -> np.ndarray:
+        modes = ("RGB",) if len(shape) == 3 else ("L", "I;16")
         try:
-            with Image.open(io.BytesIO(data), formats=[self.format]) as im:
+            with self._open(data) as im:
                 _check_claimed(im.width, im.height, shape, self.name)
+                if getattr(im, "n_frames", 1) != 1:
+                    raise DsslicFormatError(f"{self.name} layer holds {im.n_frames} frames, expected 1")
+                if im.mode not in modes:
+                    raise DsslicFormatError(f"{self.name} layer has mode {im.mode}, expected {' or '.join(modes)}")
                 im.load()
-                arr = np.asarray(im.convert("RGB") if len(shape) == 3 else im)
+                arr = np.asarray(im)
         except DsslicFormatError:
             raise
         except Exception as e:
