@@ -467,8 +467,15 @@ class _PillowCodec(LayerCodec):
             raise DsslicFormatError(f"{self.name} layer is not a {self.format} stream")
         return factory(io.BytesIO(data), None)
 
+    def header_size(self, data: bytes) -> tuple[int, int] | None:
+        """(width, height) from the stream's header, for formats whose decoder allocates when it is opened."""
+        return None
+
     def decode(self, data: bytes, shape: Shape) -> np.ndarray:
         modes = ("RGB",) if len(shape) == 3 else ("L", "I;16")
+        size = self.header_size(data)
+        if size is not None:
+            _check_claimed(*size, shape, self.name)
         try:
             with self._open(data) as im:
                 _check_claimed(im.width, im.height, shape, self.name)
@@ -504,6 +511,20 @@ class WebpCodec(_PillowCodec):
 
     def save_args(self, q: int) -> dict:
         return {"quality": q, "method": 6}
+
+    def header_size(self, data: bytes) -> tuple[int, int]:
+        """libwebp allocates the canvas when the decoder is made: read the size from the first chunk first."""
+        if len(data) < 30 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+            raise DsslicFormatError("webp layer is not a WebP stream")
+        chunk = data[12:16]
+        if chunk == b"VP8 " and data[23:26] == b"\x9d\x01\x2a":  # lossy: 14-bit sizes after the start code
+            return int.from_bytes(data[26:28], "little") & 0x3FFF, int.from_bytes(data[28:30], "little") & 0x3FFF
+        if chunk == b"VP8L" and data[20] == 0x2F:  # lossless: 14-bit (size - 1) fields
+            bits = int.from_bytes(data[21:25], "little")
+            return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+        if chunk == b"VP8X":  # extended: 24-bit (canvas size - 1) fields
+            return int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1
+        raise DsslicFormatError("webp layer has no size header")
 
 
 class JpegCodec(_PillowCodec):

@@ -21,8 +21,22 @@ ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray]
 #: File extensions treated as images when a folder is given (compress, eval, training).
 IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".pnm", ".avif"})
 
-#: Default limit on pixels per image, like Pillow's decompression-bomb guard (100 megapixels).
-DEFAULT_MAX_PIXELS = 100_000_000
+def _default_max_pixels() -> int:
+    """100 megapixels (like Pillow's decompression-bomb guard), or the environment's ``DSSLIC_MAX_PIXELS``."""
+    v = os.environ.get("DSSLIC_MAX_PIXELS", "").strip()
+    if not v:
+        return 100_000_000
+    try:
+        n = int(v)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise DsslicInputError(f"DSSLIC_MAX_PIXELS={v!r}: expected a positive whole number of pixels")
+    return n
+
+
+#: Default limit on pixels per image (``--max-pixels``, ``max_pixels=``): servers set it with DSSLIC_MAX_PIXELS.
+DEFAULT_MAX_PIXELS = _default_max_pixels()
 
 
 def _warn(msg: str) -> None:
