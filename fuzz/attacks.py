@@ -121,3 +121,83 @@ def all_attacks() -> dict[str, bytes]:
         "grey JPEG residual": dsslic_file(48, 32, const(0), residual=("jpeg", grey_jpeg())),
         "16-bit PNG compact layer": dsslic_file(48, 32, const(0), compact=("png", deep_png())),
     }
+
+
+# --------------------------------------------------------------------------------------------
+# Structure-aware mutation: the container and its CRCs stay valid, the payloads' fields lie
+# --------------------------------------------------------------------------------------------
+
+def seed_files() -> list[bytes]:
+    """Real files, small: each residual codec, a label map coded as JPEG XL, a 16-bit one, a seg_factor."""
+    from dsslic.codec import Codec
+    from dsslic.segnet import FileSegmenter
+
+    rng = np.random.default_rng(0)
+    codec = Codec("plain")
+    out = [codec.compress(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), residual=r)
+           for (h, w), r in [((9, 7), "hevc"), ((40, 56), "avif"), ((48, 40), "jxl"), ((33, 65), "webp"),
+                             ((48, 48), "jpeg2000"), ((24, 40), "none")]]
+    labels = (np.arange(48 * 64).reshape(48, 64) // 500 % 5).astype(np.uint8)
+    out.append(Codec("plain", segmenter=FileSegmenter(labels)).compress(rng.integers(0, 256, (48, 64, 3), np.uint8)))
+    deep = (np.arange(32 * 40).reshape(32, 40) % 300).astype(np.uint16)
+    out.append(Codec("plain", segmenter=FileSegmenter(deep), seg_factor=3).compress(
+        rng.integers(0, 256, (32, 40, 3), np.uint8), residual="jpeg2000"))
+    return out
+
+
+def _rebox_jxl(rnd, p: bytes) -> bytes:
+    """A JPEG XL codestream (bare or in a jxlc box) re-wrapped into 2-4 jxlp boxes cut at random places."""
+    from dsslic.codecs import _jxl_codestream_start
+
+    try:
+        cs = _jxl_codestream_start(p, len(p))
+    except Exception:
+        return p
+    cuts = sorted(rnd.randrange(len(cs) + 1) for _ in range(rnd.randint(1, 3)))
+    parts = [cs[a:b] for a, b in zip([0, *cuts], [*cuts, len(cs)])]
+    boxes = [_box(b"jxlp", struct.pack(">I", i | (0x80000000 if i == len(parts) - 1 else 0)) + part)
+             for i, part in enumerate(parts)]
+    return b"\x00\x00\x00\x0cJXL \r\n\x87\n" + _box(b"ftyp", b"jxl \0\0\0\0jxl ") + b"".join(boxes)
+
+
+def _payload_op(rnd, p: bytes, donors: list[bytes]) -> bytes:
+    b = bytearray(p)
+    op = rnd.randrange(7)
+    if op == 0 and b:  # a bit of the stream's own header (sizes, flags, chunk lengths live there)
+        i = rnd.randrange(min(len(b), 48))
+        b[i] ^= 1 << rnd.randrange(8)
+    elif op == 1 and b:  # a byte anywhere to a boundary value
+        b[rnd.randrange(len(b))] = rnd.choice([0, 1, 0x7F, 0x80, 0xFF])
+    elif op == 2:  # cut short
+        del b[rnd.randrange(len(b) + 1):]
+    elif op == 3:  # the stream twice: a second picture, frame or trailing data
+        b += p
+    elif op == 4:
+        return _rebox_jxl(rnd, p)
+    elif op == 5 and donors:  # another file's payload for this layer: a stream of another size or codec
+        return rnd.choice(donors)
+    else:  # a slice of the stream spliced in
+        i, j = rnd.randrange(len(b) + 1), rnd.randrange(len(b) + 1)
+        b[i:i] = p[min(i, j) : max(i, j)][:256]
+    return bytes(b)
+
+
+def mutate_structured(rnd, pool: list[bytes]) -> bytes:
+    """One seed with 1-3 edits of its payloads, codec ids or header fields, re-serialized (CRCs valid)."""
+    hd = bitstream.parse(rnd.choice(pool), None)
+    kinds = {k: [la.data for s in pool for la in bitstream.parse(s, None).layers if la.kind == k]
+             for k in LayerKind}
+    for _ in range(rnd.randint(1, 3)):
+        what = rnd.random()
+        layer = rnd.choice(hd.layers)
+        if what < 0.6:
+            layer.data = _payload_op(rnd, layer.data, kinds[layer.kind])
+        elif what < 0.75:  # another codec allowed for this layer reads the same bytes
+            layer.codec_id = codecs.get(rnd.choice(sorted(bitstream.LAYER_CODECS[layer.kind]))).id
+        else:
+            field = rnd.choice(["width", "height", "seg_factor", "num_labels", "res_min", "res_max"])
+            v = getattr(hd, field)
+            new = rnd.choice([0, 1, v - 1, v + 1, v * 2, v // 2, 255, rnd.randrange(1, 1 << 12)])
+            lim = 255 if field == "seg_factor" else (2**15 - 1 if field.startswith("res") else 2**20)
+            setattr(hd, field, max(0, min(lim, new)) if not field.startswith("res") else max(-(2**15), min(lim, new)))
+    return bitstream.serialize(hd)

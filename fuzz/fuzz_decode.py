@@ -1,10 +1,13 @@
 """Fuzz the .dsslic parser and decoder for as long as asked; report inputs tried and escapes.
 
-    python fuzz/fuzz_decode.py --seconds 600 [--seed 0]
+    python fuzz/fuzz_decode.py --seconds 600 [--seed 0] [--mode bytes|structured|both]
 
-Seeds are real files (several sizes, each residual codec, with and without a label map). Each input
-is a seed mutated by bit flips, byte sets, cuts, splices of another seed, and header edits with a
-recomputed header CRC (so the checks behind the CRC are reached). An *escape* is any outcome other
+Seeds are real files (several sizes, each residual codec, with and without a label map). ``bytes``
+inputs are a seed mutated by bit flips, byte sets, cuts, splices of another seed, and header edits with a
+recomputed header CRC (so the checks behind the CRC are reached). ``structured`` inputs keep the
+container and every CRC valid and lie inside the payloads instead (``attacks.mutate_structured``: stream
+header bits, boundary bytes, cuts, a stream twice, JPEG XL re-boxed into ``jxlp`` boxes, another file's
+stream, another allowed codec id, header fields); ``both`` alternates. An *escape* is any outcome other
 than a decoded image of the declared size or a DsslicFormatError; a *slow* input takes over 2 s.
 """
 
@@ -17,12 +20,18 @@ import time
 import traceback
 import zlib
 
+import sys
+from pathlib import Path
+
 import numpy as np
 
-from dsslic import bitstream
-from dsslic.codec import Codec
-from dsslic.errors import DsslicFormatError
-from dsslic.segnet import FileSegmenter
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import attacks  # noqa: E402
+
+from dsslic import bitstream  # noqa: E402
+from dsslic.codec import Codec  # noqa: E402
+from dsslic.errors import DsslicFormatError  # noqa: E402
+from dsslic.segnet import FileSegmenter  # noqa: E402
 
 
 def seeds(codec: Codec) -> list[bytes]:
@@ -85,14 +94,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--mode", choices=["bytes", "structured", "both"], default="both")
     a = ap.parse_args()
     codec = Codec("plain", max_pixels=4_000_000)
     pool = seeds(codec)
+    spool = attacks.seed_files()
     rnd = random.Random(a.seed)
     n = decoded = rejected = escapes = slow = 0
     t_end = time.time() + a.seconds
     while time.time() < t_end:
-        data = mutate(rnd, pool)
+        structured = a.mode == "structured" or (a.mode == "both" and n % 2)
+        data = attacks.mutate_structured(rnd, spool) if structured else mutate(rnd, pool)
         n += 1
         t = time.time()
         try:
@@ -110,7 +122,8 @@ def main() -> None:
             print(f"SLOW input {n}: {time.time() - t:.1f} s")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"inputs tried: {n}; decoded: {decoded}; rejected with DsslicFormatError: {rejected}; "
-          f"escapes: {escapes}; slower than 2 s: {slow}; peak RSS {peak:.0f} MB; {a.seconds:.0f} s, seed {a.seed}")
+          f"escapes: {escapes}; slower than 2 s: {slow}; peak RSS {peak:.0f} MB; {a.seconds:.0f} s, seed {a.seed}, "
+          f"mode {a.mode}")
 
 
 if __name__ == "__main__":
