@@ -228,10 +228,16 @@ class Codec:
         h, w = s_pad.shape[:2]
         s_pad = _pad_min(s_pad, self.model.min_size)
         c8 = _pad_min(c8, self.model.min_size // self.alpha)
-        with torch.inference_mode():
-            s, c = self._label_tensor(s_pad), self._img_tensor(c8)
-            x = self._tiled(self.model.reconstruct, [s, c], [1, self.alpha], 1, s_pad.shape[:2])
-            return self._to_uint8(x)[:h, :w]
+
+        def run(s: torch.Tensor | None, c: torch.Tensor) -> torch.Tensor:  # one tile, rounded to 8 bits there
+            x = self.model.reconstruct(None if s is None else s.long(), c)
+            return (x.clamp(0, 1) * 255).round().to(torch.uint8)
+
+        with torch.inference_mode():  # labels and output stay 8-bit at full size: float only inside a tile
+            s = None if not self.model.num_labels else torch.from_numpy(
+                s_pad if s_pad.dtype == np.uint8 else s_pad.astype(np.int32)).to(self.device)[None]
+            x = self._tiled(run, [s, self._img_tensor(c8)], [1, self.alpha], 1, s_pad.shape[:2])
+            return x[0].permute(1, 2, 0).cpu().numpy()[:h, :w]
 
     # ------------------------------------------------------------------ Algorithm 1: encoder
     def _base_layers(self, x: np.ndarray) -> tuple[Header, np.ndarray, np.ndarray]:
@@ -277,8 +283,11 @@ class Codec:
 
     @staticmethod
     def _add_residual(x_coarse: np.ndarray, r8: np.ndarray, lo: int, hi: int) -> np.ndarray:
-        r = r8.astype(np.float32) * ((hi - lo) / 255.0) + lo
-        return np.clip(np.rint(x_coarse.astype(np.float32) + r), 0, 255).astype(np.uint8)
+        out = np.empty(r8.shape, np.uint8)
+        for y in range(0, r8.shape[0], 256):  # in bands of rows: float temporaries for 256 rows, not the image
+            r = r8[y : y + 256].astype(np.float32) * ((hi - lo) / 255.0) + lo
+            out[y : y + 256] = np.clip(np.rint(x_coarse[y : y + 256].astype(np.float32) + r), 0, 255)
+        return out
 
     def encode(
         self,

@@ -85,14 +85,17 @@ def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
 
 
 def ycbcr_to_rgb(ycc: np.ndarray) -> np.ndarray:
-    """uint8 3xHxW full-range YCbCr planes -> uint8 HxWx3 RGB."""
-    y, cb, cr = (p.astype(np.float32) for p in ycc)
-    cb -= 128.0
-    cr -= 128.0
-    r = y + 1.402 * cr
-    g = y - 0.344136 * cb - 0.714136 * cr
-    b = y + 1.772 * cb
-    return np.clip(np.rint(np.stack([r, g, b], axis=-1)), 0, 255).astype(np.uint8)
+    """uint8 3xHxW full-range YCbCr planes -> uint8 HxWx3 RGB (in bands of rows: float only for a band)."""
+    out = np.empty((*ycc.shape[1:], 3), np.uint8)
+    for i in range(0, ycc.shape[1], 256):
+        y, cb, cr = (p.astype(np.float32) for p in ycc[:, i : i + 256])
+        cb -= 128.0
+        cr -= 128.0
+        r = y + 1.402 * cr
+        g = y - 0.344136 * cb - 0.714136 * cr
+        b = y + 1.772 * cb
+        out[i : i + 256] = np.clip(np.rint(np.stack([r, g, b], axis=-1)), 0, 255)
+    return out
 
 
 # --------------------------------------------------------------------------------------------
