@@ -20,26 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from dsslic import bitstream, codecs
-from dsslic.bitstream import Header, Layer, LayerKind
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fuzz"))
+from attacks import uniform_file  # noqa: E402
+
+from dsslic import bitstream  # noqa: E402
 
 _LAUNCH = ("import os, subprocess, sys; p = subprocess.Popen(sys.argv[1:]); _, st, ru = os.wait4(p.pid, 0); "
            "print(f'\\n@peak {ru.ru_maxrss}', file=sys.stderr); sys.exit(os.waitstatus_to_exitcode(st))")
-
-
-def craft(w: int, h: int, model: str, residual: str) -> bytes:
-    from dsslic import models
-
-    m = models.load(model)
-    a = m.alpha
-    c8 = np.full((-(-h // a), -(-w // a), 3), 128, np.uint8)
-    layers = [Layer(LayerKind.SEG, codecs.get("const").id, b"\0\0"),
-              Layer(LayerKind.COMPACT, codecs.get("jxl").id, codecs.JxlCodec(effort=1).encode(c8))]
-    if residual != "none":
-        rc = codecs.get(codecs.RESIDUAL_CODECS.get(residual, residual))
-        q = rc.quality_range[0] if rc.higher_is_better else rc.quality_range[1]  # the coarsest: smallest file
-        layers.append(Layer(LayerKind.RESIDUAL, rc.id, rc.encode(np.full((h, w, 3), 128, np.uint8), q)))
-    return bitstream.serialize(Header(w, h, a, m.model_id, b"\0" * 4, m.num_labels, 1, -4, 4, layers))
 
 
 def run(cmd: list[str]) -> tuple[int, float, float, str]:
@@ -65,7 +52,7 @@ def main() -> None:
             w = int(round((mp * 1e6 * 1.5) ** 0.5))
             h = int(round(mp * 1e6 / w))
             f = d / f"{residual}-{mp}.dsslic"
-            f.write_bytes(craft(w, h, a.model, residual))
+            f.write_bytes(uniform_file(w, h, residual, a.model))
             code, dt, peak, err = run([sys.executable, "-m", "dsslic.cli", "decompress", str(f), "-o",
                                        str(d / "out.png"), "--force", "--max-pixels", str(10**10)])
             wp = bitstream.working_pixels(w, h) / 1e6

@@ -20,15 +20,31 @@ PLAIN_ID = bytes.fromhex("8c26be4a")  # the `plain` model: no network, so a deco
 
 def dsslic_file(w: int, h: int, seg: tuple[str, bytes], compact: tuple[str, bytes] | None = None,
                 residual: tuple[str, bytes] | None = None, seg_factor: int = 1, num_labels: int = 0,
-                model_id: bytes = PLAIN_ID) -> bytes:
+                model_id: bytes = PLAIN_ID, alpha: int = 8) -> bytes:
     """A file with valid header and CRCs around the given (codec name, payload) layers."""
     if compact is None:
-        compact = ("jxl", codecs.get("jxl").encode(np.zeros((-(-h // 8), -(-w // 8), 3), np.uint8)))
+        compact = ("jxl", codecs.get("jxl").encode(np.zeros((-(-h // alpha), -(-w // alpha), 3), np.uint8)))
     layers = [Layer(LayerKind.SEG, codecs.get(seg[0]).id, seg[1]),
               Layer(LayerKind.COMPACT, codecs.get(compact[0]).id, compact[1])]
     if residual is not None:
         layers.append(Layer(LayerKind.RESIDUAL, codecs.get(residual[0]).id, residual[1]))
-    return bitstream.serialize(Header(w, h, 8, model_id, b"\0" * 4, num_labels, seg_factor, -8, 8, layers))
+    return bitstream.serialize(Header(w, h, alpha, model_id, b"\0" * 4, num_labels, seg_factor, -8, 8, layers))
+
+
+def uniform_file(w: int, h: int, residual: str = "none", model: str = "plain") -> bytes:
+    """A valid file that decodes to a full WxH image from a few hundred bytes (constant label map, uniform compact
+    image and residual): the cheapest way to make a decoder do the most work, and a memory benchmark's input."""
+    from dsslic import models
+
+    m = models.load(model)
+    c8 = np.full((-(-h // m.alpha), -(-w // m.alpha), 3), 128, np.uint8)
+    res = None
+    if residual != "none":
+        rc = codecs.get(codecs.RESIDUAL_CODECS.get(residual, residual))
+        q = rc.quality_range[0] if rc.higher_is_better else rc.quality_range[1]  # the coarsest: smallest file
+        res = (rc.name, rc.encode(np.full((h, w, 3), 128, np.uint8), q))
+    return dsslic_file(w, h, const(0), ("jxl", codecs.JxlCodec(effort=1).encode(c8)), res,
+                       num_labels=m.num_labels, model_id=m.model_id, alpha=m.alpha)
 
 
 def _box(kind: bytes, body: bytes) -> bytes:
