@@ -8,7 +8,10 @@ recomputed header CRC (so the checks behind the CRC are reached). ``structured``
 container and every CRC valid and lie inside the payloads instead (``attacks.mutate_structured``: stream
 header bits, boundary bytes, cuts, a stream twice, JPEG XL re-boxed into ``jxlp`` boxes, another file's
 stream, another allowed codec id, header fields); ``both`` alternates. An *escape* is any outcome other
-than a decoded image of the declared size or a DsslicFormatError; a *slow* input takes over 2 s.
+than a decoded image of the declared size or a DsslicFormatError; a *slow* input takes over 2 s; an input
+*over the memory bound* raised the process's peak resident set (reset before each input through
+/proc/self/clear_refs) by more than docs/ROBUSTNESS.md's bound, BOUND_MB + BYTES_PER_PIXEL x (W+64)(H+64)
+of the header that ``parse`` accepted (0 pixels when it refused the file).
 """
 
 from __future__ import annotations
@@ -90,6 +93,24 @@ def mutate(rnd: random.Random, pool: list[bytes]) -> bytes:
     return bytes(buf)
 
 
+BOUND_MB, BYTES_PER_PIXEL = 64, 24  # docs/ROBUSTNESS.md; tests/test_hostile.py checks the same under RLIMIT_AS
+
+
+def _status_mb(key: str) -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(key)) / 1024
+
+
+def _reset_peak() -> bool:
+    """Reset the kernel's peak-RSS mark (VmHWM) of this process: Linux's clear_refs "5"."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=60)
@@ -100,12 +121,15 @@ def main() -> None:
     pool = seeds(codec)
     spool = attacks.seed_files()
     rnd = random.Random(a.seed)
-    n = decoded = rejected = escapes = slow = 0
+    n = decoded = rejected = escapes = slow = over = 0
+    worst = 0.0  # the largest peak growth seen, as a fraction of the bound
     t_end = time.time() + a.seconds
     while time.time() < t_end:
         structured = a.mode == "structured" or (a.mode == "both" and n % 2)
         data = attacks.mutate_structured(rnd, spool) if structured else mutate(rnd, pool)
         n += 1
+        measured = _reset_peak()
+        rss0 = _status_mb("VmRSS")
         t = time.time()
         try:
             img = codec.decode(data)
@@ -120,10 +144,21 @@ def main() -> None:
         if time.time() - t > 2:
             slow += 1
             print(f"SLOW input {n}: {time.time() - t:.1f} s")
+        if measured:
+            try:
+                hd = bitstream.parse(data, codec.max_pixels)
+                px = bitstream.working_pixels(hd.width, hd.height)
+            except DsslicFormatError:
+                px = 0
+            grew, bound = _status_mb("VmHWM") - rss0, BOUND_MB + BYTES_PER_PIXEL * px / 2**20
+            worst = max(worst, grew / bound)
+            if grew > bound:
+                over += 1
+                print(f"OVER THE MEMORY BOUND on input {n}: {grew:.0f} MB for {px} working pixels (bound {bound:.0f})")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"inputs tried: {n}; decoded: {decoded}; rejected with DsslicFormatError: {rejected}; "
-          f"escapes: {escapes}; slower than 2 s: {slow}; peak RSS {peak:.0f} MB; {a.seconds:.0f} s, seed {a.seed}, "
-          f"mode {a.mode}")
+          f"escapes: {escapes}; slower than 2 s: {slow}; over the memory bound: {over} (largest growth "
+          f"{100 * worst:.0f}% of its bound); peak RSS {peak:.0f} MB; {a.seconds:.0f} s, seed {a.seed}, mode {a.mode}")
 
 
 if __name__ == "__main__":
