@@ -80,6 +80,17 @@ def _upscale_labels(s: np.ndarray, f: int, h: int, w: int) -> np.ndarray:
     return np.repeat(np.repeat(s, f, axis=0), f, axis=1)[:h, :w]
 
 
+def seg_layer(s_stored: np.ndarray) -> Layer:
+    """The base layer: the label map coded by whichever lossless coder makes it smallest (2 bytes if uniform)."""
+    if (s_stored == s_stored.flat[0]).all():
+        names = ["const"]
+    else:
+        names = ["jxl", "labelmap"] if s_stored.dtype == np.uint8 else ["jxl"]
+    coded = [(codecs.get(n).encode(s_stored), codecs.get(n).id) for n in names]
+    data, codec_id = min(coded, key=lambda t: len(t[0]))
+    return Layer(LayerKind.SEG, codec_id, data)
+
+
 @dataclass
 class DecodedLayers:
     """The payloads of a file, decoded by their codecs (no network involved)."""
@@ -234,7 +245,7 @@ class Codec:
     def _base_layers(self, x: np.ndarray) -> tuple[Header, np.ndarray, np.ndarray]:
         """Base and first enhancement layers, and x' computed from their decoded content."""
         h, w = x.shape[:2]
-        seg_codec, c_codec = codecs.get("jxl"), codecs.get("jxl")
+        c_codec = codecs.get("jxl")
 
         s = self.segmenter.segment(x)  # s <- SegNet(x)
         if s.shape != (h, w):
@@ -243,9 +254,7 @@ class Codec:
         s_stored = s[f // 2 :: f, f // 2 :: f] if f > 1 else s
         if s_stored.shape != (-(-h // f), -(-w // f)):  # the last row/column when the size is not a multiple
             s_stored = _pad_to(s, f)[f // 2 :: f, f // 2 :: f]
-        if (s_stored == s_stored.flat[0]).all():
-            seg_codec = codecs.get("const")
-        s_layer = Layer(LayerKind.SEG, seg_codec.id, seg_codec.encode(np.ascontiguousarray(s_stored)))
+        s_layer = seg_layer(np.ascontiguousarray(s_stored))
         s = _upscale_labels(s_stored, f, h, w)  # what the decoder will have
 
         x_pad = _pad_to(x, self.alpha)
