@@ -151,7 +151,10 @@ class Codec:
         self.device = torch.device(device)
         m = models.load(model or models.default_model()) if not isinstance(model, models.DsslicModel) else model
         self.model = m.to(self.device).eval()
-        seg = segmenter if segmenter is not None else self.model.segmenter
+        # a model trained with label maps needs its own segmenter's; a label-free one still stores a real map
+        # (for search and per-object coding): the default segmenter's
+        seg = segmenter if segmenter is not None else (self.model.segmenter if self.model.num_labels
+                                                      else segnet.default_name())
         self.segmenter = segnet.get(seg, device=device) if isinstance(seg, str) else seg
         if self.model.num_labels and self.segmenter.num_labels > self.model.num_labels:
             raise DsslicInputError(
@@ -403,7 +406,7 @@ class Codec:
 
 def info(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> dict:
     """What a file holds, without running any network: sizes, model, labels present, layers, rate."""
-    from . import registry, segnet
+    from . import labelspace, registry
 
     hd = bitstream.parse(data, max_pixels)
     layers = []
@@ -413,16 +416,20 @@ def info(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> dict:
                        "bytes": len(layer.data), "bpp": 8 * len(layer.data) / (hd.width * hd.height)})
     s = decode_layers(hd, "seg").s  # the base layer alone, with the same checks as decoding
     model = registry.name_for_id(hd.model_id)
-    names = segnet.class_names_for_id(hd.segmenter_id)
-    present = sorted(int(v) for v in np.unique(s))
+    space = labelspace.by_id(hd.segmenter_id)
+    names = list(space.class_names) if space is not None else None
+    ids, counts = np.unique(s, return_counts=True)  # area share of every class present
+    present = [int(v) for v in ids]
     n = hd.width * hd.height
     header_bytes = len(data) - sum(len(la.data) for la in hd.layers)
     return {
         "width": hd.width, "height": hd.height, "alpha": hd.alpha,
         "model_id": hd.model_id.hex(), "model": model,
-        "segmenter_id": hd.segmenter_id.hex(), "num_labels": hd.num_labels,
+        "segmenter_id": hd.segmenter_id.hex(), "label_space": space.name if space is not None else None,
+        "num_labels": hd.num_labels,
         "labels_present": present,
         "label_names_present": [names[i] for i in present if i < len(names)] if names else None,
+        "label_areas": {(names[i] if names and i < len(names) else str(i)): float(k) / s.size for i, k in zip(ids, counts)},
         "residual_range": [hd.res_min, hd.res_max],
         "header_bytes": header_bytes, "layers": layers, "bytes": len(data),
         "bpp": 8 * len(data) / n, "bpp_per_channel": 8 * len(data) / n / 3,
