@@ -33,6 +33,7 @@ class Segmenter(ABC):
 
     name: str
     class_names: list[str]
+    exact: bool = False  # a map given by the user: stored at full resolution, never subsampled
 
     @property
     def num_labels(self) -> int:
@@ -82,6 +83,7 @@ class FileSegmenter(Segmenter):
     """Labels supplied by the user: a label-map PNG (values are class ids) or an array."""
 
     name = "file"
+    exact = True
 
     def __init__(self, labels: str | os.PathLike | np.ndarray, class_names: list[str] | None = None) -> None:
         if isinstance(labels, np.ndarray):
