@@ -86,7 +86,7 @@ def cmd_compress(a: argparse.Namespace) -> int:
 
     segmenter = segnet.get(a.segmenter, device=a.device) if a.segmenter else None
     if a.labels:
-        segmenter = segnet.FileSegmenter(a.labels)
+        segmenter = segnet.FileSegmenter(a.labels, label_space=a.label_space)
     codec = Codec(model=a.model, segmenter=segmenter, device=a.device, max_pixels=a.max_pixels, enhance=a.enhance)
     failed = 0
     bar = tqdm(todo, unit="img", disable=not batch or a.quiet, file=sys.stderr)
@@ -171,9 +171,14 @@ def cmd_segment(a: argparse.Namespace) -> int:
     from .fileutil import atomic_write
     from .imageio import load_image
 
+    seg = segnet.get(a.segmenter or segnet.default_name(), device=a.device)
+    if a.classes:
+        print("\n".join(seg.class_names))
+        return 0
+    if a.input is None or a.output is None:
+        raise DsslicInputError("segment needs IN and -o MAP.png (or --classes)")
     out = Path(a.output)
     _check_writable(out, a.force)
-    seg = segnet.get(a.segmenter, device=a.device)
     x = load_image(a.input, a.max_pixels)
     labels = seg.segment(x)
     import io
@@ -224,7 +229,10 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     c.add_argument("--model", help="model name or .safetensors path (default: the shipped default)")
     c.add_argument("--enhance", metavar="NAME|PATH", help="learned enhancement model for --residual learned")
     c.add_argument("--labels", metavar="MAP.png", help="use this label map as the base layer (the 'file' segmenter)")
-    c.add_argument("--segmenter", help="segmenter for the base layer (default: the model's): none, camvid11, hf:DIR, ...")
+    c.add_argument("--label-space", metavar="NAME", help="with --labels: the label space its ids belong to (photo, "
+                                                          "camvid11; default: numbered classes)")
+    c.add_argument("--segmenter", help="segmenter for the base layer (default: photo for label-free models, else the "
+                                       "model's own): photo, camvid11, none, hf:DIR, ...")
     c.add_argument("--force", action="store_true", help="overwrite existing outputs")
     c.add_argument("--verify", action="store_true", help="decode each output and check it against the encoder")
     c.add_argument("-q", "--quiet", action="store_true")
@@ -246,9 +254,11 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     i.set_defaults(func=cmd_info)
 
     sg = sub.add_parser("segment", parents=[common], help="image -> label map (the base layer's content)")
-    sg.add_argument("input", metavar="IN")
-    sg.add_argument("-o", "--output", required=True, metavar="MAP.png")
-    sg.add_argument("--segmenter", default="none", help="none, camvid11, file:MAP.png, hf:DIR, torchvision:PTH, or a path")
+    sg.add_argument("input", metavar="IN", nargs="?")
+    sg.add_argument("-o", "--output", metavar="MAP.png")
+    sg.add_argument("--segmenter", help="photo (the default: general photos), camvid11 (street scenes), none, "
+                                        "file:MAP.png, hf:DIR, torchvision:PTH, or a .seg.safetensors path")
+    sg.add_argument("--classes", action="store_true", help="print the segmenter's class names, one per line, in id order")
     sg.add_argument("--color", action="store_true", help="write a colour rendering with a legend instead of raw ids")
     sg.add_argument("--force", action="store_true")
     sg.set_defaults(func=cmd_segment)
