@@ -128,7 +128,7 @@ def all_attacks() -> dict[str, bytes]:
     """One file per attack of issue 13 (the learned-layer ones need a model: see tests/test_hostile.py)."""
     return {  # 130x1: what a parse running through the second box's header reads as the size
         "jxlp boxes: label map 2048x2048 behind a 130x1 header": dsslic_file(130, 1, ("jxl", jxlp_split())),
-        "seg_factor 255, 10^8 x 1 header (470 bytes)": dsslic_file(100_000_000, 1, const(1), seg_factor=255,
+        "seg_factor 255 on a 10^8 x 1 header": dsslic_file(100_000_000, 1, const(1), seg_factor=255,
                                                                  compact=("jxl", b"\xff\x0a")),
         "HEVC residual with 40 pictures": dsslic_file(64, 64, const(0), residual=("hevc", hevc_pictures())),
         "animated JPEG XL label map (16 frames)": dsslic_file(64, 64, ("jxl", animated_jxl())),

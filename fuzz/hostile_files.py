@@ -112,8 +112,8 @@ def main() -> None:
     rows = [(name, data, "decompress", []) for name, data in variants(good).items()]
     rows += [(name, data, "decompress", []) for name, data in attacks.all_attacks().items()]
     rows += [(name, data, "decompress", learned_args) for name, data in learned.items()]
-    rows += [("seg_factor 255, 10^8 x 1 header (470 bytes)", attacks.all_attacks()[
-        "seg_factor 255, 10^8 x 1 header (470 bytes)"], "info", [])]
+    rows += [("seg_factor 255 on a 10^8 x 1 header", attacks.all_attacks()[
+        "seg_factor 255 on a 10^8 x 1 header"], "info", [])]
     print("| file | bytes | command | exit | seconds | peak MB | message |\n|---|---|---|---|---|---|---|")
     for name, data, cmd, extra in rows:
         f = d / (name.replace(" ", "_").replace("/", "_") + ".dsslic")
