@@ -63,8 +63,7 @@ def main() -> None:
             b, c = np.polyfit(*zip(*pts), 1)
             fits[residual] = (b, c)
     for residual, (b, c) in fits.items():
-        print(f"{a.model}, residual {residual}: peak MB = {c:.0f} + {b:.1f} * working megapixels "
-              f"({b:.1f} bytes per working pixel)")
+        print(f"{a.model}, residual {residual}: peak MB = {c:.0f} + {b:.1f} * working megapixels (MB: MiB)")
 
 
 if __name__ == "__main__":
