@@ -1,0 +1,169 @@
+"""Regenerate the golden ``.dsslic`` files of tests/golden/ and their expected.json.
+
+Run ONLY on a deliberate format change (a new VERSION): the golden files are the promise that files written by
+an earlier dsslic keep decoding to the same pixels, so a new version ADDS files (``--prefix v2-``) and keeps the
+old ones and their expectations. Regenerating the old ones would erase that promise.
+
+    python tools/make_golden.py            # writes tests/golden/{input.png,labels.png,*.dsslic,expected.json}
+    python tools/make_golden.py --check    # only report whether today's code reproduces the committed files
+
+Inputs are built here with numpy (no randomness outside a seeded generator), so they can be rebuilt anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+GOLDEN = Path(__file__).resolve().parents[1] / "tests" / "golden"
+W, H = 64, 48
+
+#: name -> encoder settings. "labels": the label-map PNG as the base layer (FileSegmenter, coded with JPEG XL);
+#: otherwise the `none` segmenter (a constant map, the `const` codec). All use the integer-exact `plain` model.
+CASES: dict[str, dict] = {
+    "plain-hevc": {"residual": "hevc"},
+    "plain-none": {"residual": "none"},
+    "plain-avif": {"residual": "avif", "quality": 60},
+    "plain-jxl": {"residual": "jxl", "quality": 80},
+    "plain-webp": {"residual": "webp", "quality": 70},
+    "plain-jpeg2000": {"residual": "jpeg2000", "quality": 40},
+    "labels-hevc": {"residual": "hevc", "quality": 35, "labels": True},
+    "labels-f2-webp": {"residual": "webp", "quality": 50, "labels": True, "seg_factor": 2},
+}
+
+
+def make_image() -> np.ndarray:
+    """64x48 RGB: smooth gradients, a checkerboard edge pattern and seeded noise."""
+    rng = np.random.default_rng(20261201)
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float64)
+    r = 128 + 100 * np.sin(xx / 9.0) * np.cos(yy / 13.0)
+    g = 255 * (xx + yy) / (H + W - 2)
+    b = np.where((xx // 16 + yy // 16) % 2 == 0, 200.0, 40.0)
+    img = np.stack([r, g, b], axis=-1) + rng.normal(0, 4, (H, W, 3))
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+def make_labels() -> np.ndarray:
+    """48x64 label map with 4 classes: two bands, a disc and a box (regions a segmenter might give)."""
+    yy, xx = np.mgrid[0:H, 0:W]
+    s = (yy >= H // 2).astype(np.uint8)
+    s[(yy - 20) ** 2 + (xx - 40) ** 2 < 100] = 2
+    s[30:44, 4:20] = 3
+    return s
+
+
+def md5(a: np.ndarray | bytes) -> str:
+    return hashlib.md5(a if isinstance(a, bytes) else np.ascontiguousarray(a).tobytes()).hexdigest()
+
+
+def header_fields(hd) -> dict:
+    """A version-1 header as plain data. If the Header class changes shape, map the new one onto these fields:
+    their values for the golden files must not change."""
+    return {
+        "width": hd.width, "height": hd.height, "alpha": hd.alpha,
+        "model_id": hd.model_id.hex(), "segmenter_id": hd.segmenter_id.hex(),
+        "num_labels": hd.num_labels, "seg_factor": hd.seg_factor,
+        "res_min": hd.res_min, "res_max": hd.res_max,
+        "layers": [{"kind": int(la.kind), "codec_id": la.codec_id, "quality": la.quality, "bytes": len(la.data),
+                    "crc": la.crc} for la in hd.layers],
+    }
+
+
+def fields_md5(fields: dict) -> str:
+    return md5(json.dumps(fields, sort_keys=True).encode())
+
+
+def encode(case: dict, image: np.ndarray, labels: np.ndarray | None) -> bytes:
+    from dsslic import segnet
+    from dsslic.codec import Codec
+
+    seg = segnet.FileSegmenter(labels) if case.get("labels") else None
+    codec = Codec("plain", segmenter=seg, seg_factor=case.get("seg_factor", 1))
+    return codec.encode(image, residual=case["residual"], quality=case.get("quality")).data
+
+
+def decodes(data: bytes) -> dict:
+    """md5 of what the public API decodes (full, coarse, seg rendering) and of the raw label map."""
+    import dsslic
+    from dsslic import bitstream
+    from dsslic.codec import decode_layers
+
+    hd = bitstream.parse(data)
+    out = {f"decode_{lay}": md5(dsslic.decompress(data, layers=lay)) for lay in ("full", "coarse", "seg")}
+    out["label_map"] = md5(decode_layers(hd, "seg").s)
+    out["header"] = header_fields(hd)
+    out["header_md5"] = fields_md5(out["header"])
+    return out
+
+
+def library_versions() -> dict:
+    """Encoder libraries: re-encoding is byte-exact only with the same ones."""
+    import av
+    import imagecodecs
+    import PIL
+
+    return {"imagecodecs": imagecodecs.__version__, "av": av.__version__, "pillow": PIL.__version__}
+
+
+def build(prefix: str = "") -> dict:
+    from PIL import Image
+
+    from dsslic import bitstream
+
+    image, labels = make_image(), make_labels()
+    files, expected = {}, {"input_md5": md5(image), "labels_md5": md5(labels), "files": {}}
+    for name, case in CASES.items():
+        a, b = encode(case, image, labels), encode(case, image, labels)  # deterministic = same bytes twice
+        files[f"{prefix}{name}.dsslic"] = a
+        expected["files"][f"{prefix}{name}.dsslic"] = {
+            "settings": case, "format_version": bitstream.VERSION, "libraries": library_versions(),
+            "md5": md5(a), "bytes": len(a), "deterministic": a == b, **decodes(a)}
+    for png, arr in (("input.png", image), ("labels.png", labels)):
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, "PNG")
+        files[png] = buf.getvalue()
+    return {"files": files, "expected": expected}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--check", action="store_true", help="compare with the committed files; write nothing")
+    p.add_argument("--prefix", default="", help="name prefix for files of a new format version (e.g. v2-)")
+    p.add_argument("--force", action="store_true", help="overwrite golden files that exist (breaks the promise)")
+    a = p.parse_args()
+    got = build(a.prefix)
+    path = GOLDEN / "expected.json"
+    old = json.loads(path.read_text()) if path.exists() else {"files": {}}
+    if a.check:
+        same = True
+        for name, data in got["files"].items():
+            ok = (GOLDEN / name).exists() and (GOLDEN / name).read_bytes() == data
+            ok &= old["files"].get(name, got["expected"]["files"].get(name)) == got["expected"]["files"].get(name)
+            same &= ok
+            print(f"{name}: {'same' if ok else 'DIFFERS'}")
+        return 0 if same else 1
+    clash = sorted(n for n in got["expected"]["files"] if n in old["files"])
+    if clash and not a.force:
+        print(f"make_golden: {', '.join(clash)} exist; a new format version adds files with --prefix "
+              "(--force overwrites)", file=sys.stderr)
+        return 2
+    GOLDEN.mkdir(parents=True, exist_ok=True)
+    for name, data in got["files"].items():
+        if name.endswith(".dsslic") or not (GOLDEN / name).exists():
+            (GOLDEN / name).write_bytes(data)
+    merged = {**old, **{k: v for k, v in got["expected"].items() if k != "files"},
+              "files": {**old["files"], **got["expected"]["files"]}}
+    path.write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n")
+    for name, e in got["expected"]["files"].items():
+        print(f"{name}: {e['bytes']} bytes, deterministic={e['deterministic']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
