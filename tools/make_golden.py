@@ -23,6 +23,7 @@ import numpy as np
 
 GOLDEN = Path(__file__).resolve().parents[1] / "tests" / "golden"
 W, H = 64, 48
+ENHANCE = "enhance-golden.safetensors"
 
 #: name -> encoder settings. "labels": the label-map PNG as the base layer (FileSegmenter, coded with JPEG XL);
 #: otherwise the `none` segmenter (a constant map, the `const` codec). All use the integer-exact `plain` model.
@@ -35,6 +36,9 @@ CASES: dict[str, dict] = {
     "plain-jpeg2000": {"residual": "jpeg2000", "quality": 40},
     "labels-hevc": {"residual": "hevc", "quality": 35, "labels": True},
     "labels-f2-webp": {"residual": "webp", "quality": 50, "labels": True, "seg_factor": 2},
+    # an untrained, tiny enhancement model (committed: torch's initialisation may change between releases);
+    # its stream is exact on any machine, its float synthesis g_s only on the same kind of CPU
+    "plain-learned": {"residual": "learned", "enhance": ENHANCE},
 }
 
 
@@ -79,23 +83,45 @@ def fields_md5(fields: dict) -> str:
     return md5(json.dumps(fields, sort_keys=True).encode())
 
 
+def make_enhance_model() -> None:
+    """The tiny enhancement model of `plain-learned`, written once (seeded, untrained)."""
+    import torch
+
+    from dsslic.enhance import EnhanceConfig, EnhanceModel
+
+    if not (GOLDEN / ENHANCE).exists():
+        torch.manual_seed(0)
+        EnhanceModel(EnhanceConfig(name="golden-tiny", n=8, m=8, nz=4, num_scales=16)).save(GOLDEN / ENHANCE)
+
+
 def encode(case: dict, image: np.ndarray, labels: np.ndarray | None) -> bytes:
     from dsslic import segnet
     from dsslic.codec import Codec
 
     seg = segnet.FileSegmenter(labels) if case.get("labels") else None
-    codec = Codec("plain", segmenter=seg, seg_factor=case.get("seg_factor", 1))
+    enh = str(GOLDEN / case["enhance"]) if "enhance" in case else None
+    codec = Codec("plain", segmenter=seg, seg_factor=case.get("seg_factor", 1), enhance=enh)
     return codec.encode(image, residual=case["residual"], quality=case.get("quality")).data
 
 
-def decodes(data: bytes) -> dict:
-    """md5 of what the public API decodes (full, coarse, seg rendering) and of the raw label map."""
+def decode(data: bytes, layers: str, case: dict) -> np.ndarray:
+    """What the public API decodes; a file with a learned layer needs the (unshipped) enhancement model given."""
     import dsslic
+
+    if "enhance" not in case:
+        return dsslic.decompress(data, layers=layers)
+    from dsslic.codec import Codec
+
+    return Codec("plain", enhance=str(GOLDEN / case["enhance"])).decode(data, layers)
+
+
+def decodes(data: bytes, case: dict) -> dict:
+    """md5 of the decodes (full, coarse, seg rendering) and of the raw label map."""
     from dsslic import bitstream
     from dsslic.codec import decode_layers
 
     hd = bitstream.parse(data)
-    out = {f"decode_{lay}": md5(dsslic.decompress(data, layers=lay)) for lay in ("full", "coarse", "seg")}
+    out = {f"decode_{lay}": md5(decode(data, lay, case)) for lay in ("full", "coarse", "seg")}
     out["label_map"] = md5(decode_layers(hd, "seg").s)
     out["header"] = header_fields(hd)
     out["header_md5"] = fields_md5(out["header"])
@@ -116,6 +142,7 @@ def build(prefix: str = "") -> dict:
 
     from dsslic import bitstream
 
+    make_enhance_model()
     image, labels = make_image(), make_labels()
     files, expected = {}, {"input_md5": md5(image), "labels_md5": md5(labels), "files": {}}
     for name, case in CASES.items():
@@ -123,7 +150,7 @@ def build(prefix: str = "") -> dict:
         files[f"{prefix}{name}.dsslic"] = a
         expected["files"][f"{prefix}{name}.dsslic"] = {
             "settings": case, "format_version": bitstream.VERSION, "libraries": library_versions(),
-            "md5": md5(a), "bytes": len(a), "deterministic": a == b, **decodes(a)}
+            "md5": md5(a), "bytes": len(a), "deterministic": a == b, **decodes(a, case)}
     for png, arr in (("input.png", image), ("labels.png", labels)):
         buf = io.BytesIO()
         Image.fromarray(arr).save(buf, "PNG")
