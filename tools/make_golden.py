@@ -98,7 +98,7 @@ def encode(case: dict, image: np.ndarray, labels: np.ndarray | None) -> bytes:
     from dsslic import segnet
     from dsslic.codec import Codec
 
-    seg = segnet.FileSegmenter(labels) if case.get("labels") else None
+    seg = segnet.FileSegmenter(labels) if case.get("labels") else "none"  # explicit: defaults move
     enh = str(GOLDEN / case["enhance"]) if "enhance" in case else None
     codec = Codec("plain", segmenter=seg, seg_factor=case.get("seg_factor", 1), enhance=enh)
     return codec.encode(image, residual=case["residual"], quality=case.get("quality")).data
