@@ -30,7 +30,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
     command = "dsslic " + " ".join(shlex.quote(x) for x in sys.argv[1:]) if a.command_line is None else a.command_line
     summary = evaluate(a.data, names, Path(a.out), jobs=a.jobs, device=a.device, model=a.model, limit=a.limit,
                        settings=_parse_settings(a.settings), command=command, progress=not a.quiet,
-                       enhance=tuple(a.enhance))
+                       enhance=tuple(a.enhance), per_class=a.per_class)
     ac = summary["anchor_check"]
     if ac:
         print("bpg444 vs CompressAI's Kodak anchor (PSNR dB at 0.25/0.5/0.75/1.0 bpp): " + ", ".join(
@@ -55,6 +55,8 @@ def add_parser(sub) -> None:
                    help="learned enhancement model for dsslic-learned (repeat: one per rate point)")
     p.add_argument("--limit", type=int, help="at most this many images per folder")
     p.add_argument("--settings", action="append", default=[], metavar="CODEC=N,N,...", help="override a sweep")
+    p.add_argument("--per-class", action="store_true",
+                   help="also the PSNR of each class of the label map the DSSLIC file stores, for every codec")
     p.add_argument("--command-line", help=argparse.SUPPRESS)
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_eval)

@@ -12,7 +12,8 @@ import numpy as np
 
 from ..codec import psnr
 
-__all__ = ["psnr", "psnr_y", "ms_ssim", "db", "average", "curve", "bd_rate", "interp_psnr"]
+__all__ = ["psnr", "psnr_y", "ms_ssim", "db", "psnr_per_class", "average", "average_per_class", "curve", "bd_rate",
+           "interp_psnr"]
 
 
 def psnr_y(a: np.ndarray, b: np.ndarray) -> float:
@@ -36,6 +37,19 @@ def db(msssim: float) -> float:
     return -10 * math.log10(max(1 - msssim, 1e-10))
 
 
+def psnr_per_class(a: np.ndarray, b: np.ndarray, labels: np.ndarray, names: list[str]) -> dict[str, list]:
+    """PSNR over RGB of each class's pixels: {id: [name, pixels, PSNR]} (ids as strings: a JSON object)."""
+    sq = ((a.astype(np.float64) - b.astype(np.float64)) ** 2).sum(axis=2)
+    ids, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    sse = np.bincount(inverse.ravel(), weights=sq.ravel(), minlength=len(ids))
+    out = {}
+    for i, n, e in zip(ids, counts, sse):
+        mse = e / (3 * n)
+        name = names[i] if i < len(names) else f"class{i}"
+        out[str(int(i))] = [name, int(n), float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))]
+    return out
+
+
 def average(rows: list[dict]) -> list[dict]:
     """Per codec and setting: mean bpp and mean per-image metrics (the field's convention)."""
     groups: dict[tuple, list[dict]] = {}
@@ -48,6 +62,21 @@ def average(rows: list[dict]) -> list[dict]:
             avg[k] = float(np.mean([r[k] for r in rs]))
         out.append(avg)
     return sorted(out, key=lambda a: (a["codec"], a["bpp"]))
+
+
+def average_per_class(rows: list[dict]) -> list[dict]:
+    """Per codec, setting and class: the mean PSNR over the images where the class is present, and the mean bpp
+    of those images (the convention of :func:`average`, restricted to them)."""
+    groups: dict[tuple, list[tuple[float, float, int]]] = {}
+    names: dict[int, str] = {}
+    for r in rows:
+        for cid, (name, pixels, p) in r.get("per_class", {}).items():
+            groups.setdefault((r["codec"], r["setting"], int(cid)), []).append((r["bpp"], p, pixels))
+            names[int(cid)] = name
+    out = [{"codec": c, "setting": s, "class": k, "name": names[k], "images": len(v),
+            "pixels": int(sum(t[2] for t in v)), "bpp": float(np.mean([t[0] for t in v])),
+            "psnr": float(np.mean([t[1] for t in v]))} for (c, s, k), v in groups.items()]
+    return sorted(out, key=lambda a: (a["codec"], a["setting"], a["class"]))
 
 
 def curve(avgs: list[dict], codec: str, metric: str) -> tuple[np.ndarray, np.ndarray]:

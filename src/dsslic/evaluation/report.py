@@ -6,7 +6,7 @@ import csv
 import json
 from pathlib import Path
 
-from .metrics import average, bd_rate, curve, interp_psnr
+from .metrics import average, average_per_class, bd_rate, curve, interp_psnr
 from .sweep import BASELINES
 
 #: The published CompressAI anchor for BPG 4:4:4 on Kodak: PSNR (dB) at 0.25 / 0.5 / 0.75 / 1.0 bpp.
@@ -39,7 +39,7 @@ def plot(avgs: list[dict], metric: str, ylabel: str, path: Path, title: str) -> 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
     with open(path, "w", newline="") as f:
-        wr = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
+        wr = csv.DictWriter(f, fieldnames=[k for k in rows[0] if k != "per_class"], extrasaction="ignore")
         wr.writeheader()
         wr.writerows(rows)
 
@@ -122,6 +122,29 @@ def _md_settings(names: list[str]) -> list[str]:
                 "including Python-side colour conversion; they are indicative, not benchmarks.", ""]
 
 
+def _md_per_class(pc: list[dict]) -> list[str]:
+    """Mean PSNR per class at each codec setting (columns: the classes present in any image)."""
+    if not pc:
+        return []
+    classes = sorted({(a["class"], a["name"]) for a in pc})
+    by = {(a["codec"], a["setting"], a["class"]): a for a in pc}
+    L = ["## PSNR per class", "",
+         "PSNR over RGB of the pixels of each class of the label map the DSSLIC file stores (for the baselines: the",
+         "map DSSLIC stores for that image); mean over the images where the class is present (`per_class.csv`:",
+         "per image, with pixel counts). `-`: class absent.", "",
+         "| codec | setting | " + " | ".join(n for _, n in classes) + " |", "|---|---|" + "---|" * len(classes)]
+    for c, s in sorted({(a["codec"], a["setting"]) for a in pc}):
+        cells = [f"{by[(c, s, k)]['psnr']:.2f}" if (c, s, k) in by else "-" for k, _ in classes]
+        L.append(f"| {c} | {s} | " + " | ".join(cells) + " |")
+    return L + [""]
+
+
+def _per_class_rows(rows: list[dict]) -> list[dict]:
+    return [{"image": r["image"], "codec": r["codec"], "setting": r["setting"], "bpp": r["bpp"], "class": int(k),
+             "name": name, "pixels": pixels, "psnr": p}
+            for r in rows for k, (name, pixels, p) in r.get("per_class", {}).items()]
+
+
 def write_report(rows: list[dict], out: Path, command: str, datasets: list[str], model: str | None) -> dict:
     """rows.csv/json, averages.csv, bd_rate.csv, RD plots and report.md; returns the summary."""
     out.mkdir(parents=True, exist_ok=True)
@@ -138,6 +161,10 @@ def write_report(rows: list[dict], out: Path, command: str, datasets: list[str],
     if bd_rows:
         _write_csv(out / "bd_rate.csv", bd_rows)
     anchor_check = _anchor_check(rows, avgs, names)
+    pc = average_per_class(rows)
+    if pc:
+        _write_csv(out / "per_class.csv", _per_class_rows(rows))
+        _write_csv(out / "per_class_averages.csv", pc)
 
     L = _md_intro(datasets, command, n_images, len(rows))
     if "dsslic" in names:
@@ -145,6 +172,7 @@ def write_report(rows: list[dict], out: Path, command: str, datasets: list[str],
 
         L += [f"DSSLIC model: `{model or default_model()}`.", ""]
     L += ["![PSNR](rd_psnr.png)", "", "![MS-SSIM](rd_msssim.png)", ""]
-    L += _md_bd_rate(bd_rows, names) + _md_anchor_check(anchor_check) + _md_averages(avgs) + _md_settings(names)
+    L += _md_bd_rate(bd_rows, names) + _md_anchor_check(anchor_check) + _md_per_class(pc) + _md_averages(avgs)
+    L += _md_settings(names)
     (out / "report.md").write_text("\n".join(L))
-    return {"averages": avgs, "bd_rate": bd_rows, "anchor_check": anchor_check}
+    return {"averages": avgs, "bd_rate": bd_rows, "anchor_check": anchor_check, "per_class": pc}

@@ -14,9 +14,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from .. import codecs
 from ..imageio import IMAGE_EXTS, load_image
-from .metrics import db, ms_ssim, psnr, psnr_y
+from .metrics import db, ms_ssim, psnr, psnr_per_class, psnr_y
 
 
 @dataclass(frozen=True)
@@ -68,9 +70,31 @@ def _dsslic_codec(model: str | None, device: str, enhance: str | None = None):
     return _WORKER[key]
 
 
+def _label_map(data: bytes) -> tuple[np.ndarray, list[str]]:
+    """The label map a ``.dsslic`` file stores (at full size) and the names of its label space's classes."""
+    from .. import bitstream, labelspace
+    from ..codec import decode_layers
+
+    hd = bitstream.parse(data)
+    space = labelspace.by_id(hd.segmenter_id) or labelspace.generic(hd.num_labels)
+    return decode_layers(hd, "seg").s, list(space.class_names)
+
+
+_MAPS: dict = {}
+
+
+def _image_label_map(path: str, x: np.ndarray, model: str | None, device: str) -> tuple[np.ndarray, list[str]]:
+    """The label map DSSLIC stores for this image (from a file with the base layers only), for the baselines."""
+    key = (path, model)
+    if key not in _MAPS:
+        _MAPS[key] = _label_map(_dsslic_codec(model, device).compress(x, residual="none"))
+    return _MAPS[key]
+
+
 def run_one(path: str, name: str, setting: int, model: str | None, device: str,
-            enhance: tuple[str, ...] = ()) -> dict:
-    """Encode and decode one image with one codec setting; a row of the report."""
+            enhance: tuple[str, ...] = (), per_class: bool = False) -> dict:
+    """Encode and decode one image with one codec setting; a row of the report. ``per_class``: also the PSNR
+    of each class of the DSSLIC file's label map (the row's own file for DSSLIC, else the image's map)."""
     x = load_image(path)
     h, w = x.shape[:2]
     b = BASELINES[name]
@@ -98,10 +122,14 @@ def run_one(path: str, name: str, setting: int, model: str | None, device: str,
         raise RuntimeError(f"{name} decoded {y.shape} for a {x.shape} image")
     bpp = 8 * nbytes / (w * h)
     m = ms_ssim(x, y)
-    return {"image": Path(path).name, "codec": name, "setting": setting, "bytes": nbytes,
-            "bpp": bpp, "bpp_per_channel": bpp / 3, "psnr": psnr(x, y), "psnr_y": psnr_y(x, y),
-            "ms_ssim": m, "ms_ssim_db": db(m) if m == m else float("nan"),
-            "width": w, "height": h, "encode_s": t1 - t0, "decode_s": t2 - t1}
+    row = {"image": Path(path).name, "codec": name, "setting": setting, "bytes": nbytes,
+           "bpp": bpp, "bpp_per_channel": bpp / 3, "psnr": psnr(x, y), "psnr_y": psnr_y(x, y),
+           "ms_ssim": m, "ms_ssim_db": db(m) if m == m else float("nan"),
+           "width": w, "height": h, "encode_s": t1 - t0, "decode_s": t2 - t1}
+    if per_class:
+        s, names = _label_map(data) if b.codec.startswith("dsslic") else _image_label_map(path, x, model, device)
+        row["per_class"] = psnr_per_class(x, y, s, names)
+    return row
 
 
 def _task(args: tuple) -> dict:
@@ -152,7 +180,7 @@ def _read_cache(cache_path: Path) -> dict[str, dict]:
     return cache
 
 
-def _versions(names: list[str], model: str | None, enhance: tuple[str, ...]) -> dict[str, str]:
+def _versions(names: list[str], model: str | None, enhance: tuple[str, ...], per_class: bool) -> dict[str, str]:
     """Per codec, what its rows depend on beyond image and setting (part of the cache key)."""
     version = {n: "1" for n in names}
     if {"dsslic", "dsslic-learned"} & set(names):
@@ -163,12 +191,15 @@ def _versions(names: list[str], model: str | None, enhance: tuple[str, ...]) -> 
             version["dsslic"] += "+" + base.segmenter.fingerprint
         version["dsslic-learned"] = version["dsslic"] + "+" + "+".join(
             _dsslic_codec(model, "cpu", e).enhancer().model_id.hex() for e in enhance)
+    if per_class:  # every row then depends on the label maps: on the segmenter of the model
+        fingerprint = _dsslic_codec(model, "cpu").segmenter.fingerprint
+        version = {n: f"{v}+classes:{fingerprint}" for n, v in version.items()}
     return version
 
 
-def sweep(data: list[str], names: list[str], out: Path, jobs: int = 1, device: str = "cpu",
+def run_sweep(data: list[str], names: list[str], out: Path, jobs: int = 1, device: str = "cpu",
           model: str | None = None, limit: int | None = None, settings: dict[str, tuple[int, ...]] | None = None,
-          progress: bool = True, enhance: tuple[str, ...] = ()) -> list[dict]:
+          progress: bool = True, enhance: tuple[str, ...] = (), per_class: bool = False) -> list[dict]:
     """Every (image, codec, setting) row, from ``out/cache.jsonl`` where present, else computed and cached."""
     from tqdm import tqdm
 
@@ -186,7 +217,7 @@ def sweep(data: list[str], names: list[str], out: Path, jobs: int = 1, device: s
     out.mkdir(parents=True, exist_ok=True)
     cache_path = out / "cache.jsonl"
     cache = _read_cache(cache_path)
-    version = _versions(names, model, enhance)
+    version = _versions(names, model, enhance, per_class)
     digests = {f: _file_digest(f) for f in files}
     tasks, keys, rows = [], [], []
     for f in files:
@@ -196,7 +227,7 @@ def sweep(data: list[str], names: list[str], out: Path, jobs: int = 1, device: s
                 if k in cache:
                     rows.append(cache[k])
                 else:
-                    tasks.append((str(f), n, s, model, device, tuple(enhance)))
+                    tasks.append((str(f), n, s, model, device, tuple(enhance), per_class))
                     keys.append(k)
     with open(cache_path, "a") as cf:
         def done(k: str, row: dict) -> None:
