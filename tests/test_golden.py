@@ -38,12 +38,15 @@ def test_inputs_intact() -> None:
     assert make_golden.md5(_png("labels.png")) == EXPECTED["labels_md5"]
 
 
-def test_every_residual_codec_has_a_golden_file() -> None:
+def test_every_codec_the_encoder_writes_has_a_golden_file() -> None:
+    from dsslic import codecs
     from dsslic.codecs import RESIDUAL_CODECS
 
     pinned = {e["settings"]["residual"] for e in EXPECTED["files"].values()}
-    assert set(RESIDUAL_CODECS) <= pinned
-    assert "none" in pinned
+    assert set(RESIDUAL_CODECS) <= pinned and "none" in pinned
+    seen = {(la["kind"], codecs.by_id(la["codec_id"]).name) for e in EXPECTED["files"].values()
+            for la in e["header"]["layers"]}
+    assert {(0, "const"), (0, "jxl"), (0, "labelmap"), (1, "jxl")} <= seen  # what seg_layer and the Codec choose
 
 
 def test_current_version_has_golden_files() -> None:

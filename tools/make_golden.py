@@ -1,13 +1,14 @@
-"""Regenerate the golden ``.dsslic`` files of tests/golden/ and their expected.json.
+"""Write the golden ``.dsslic`` files of tests/golden/ and their expectations (expected.json).
 
-Run ONLY on a deliberate format change (a new VERSION): the golden files are the promise that files written by
-an earlier dsslic keep decoding to the same pixels, so a new version ADDS files (``--prefix v2-``) and keeps the
-old ones and their expectations. Regenerating the old ones would erase that promise.
+The golden files are the promise that files written by a dsslic keep decoding to the same pixels in every
+later version, so existing ones are never rewritten: the tool only ADDS files.
 
-    python tools/make_golden.py            # writes tests/golden/{input.png,labels.png,*.dsslic,expected.json}
-    python tools/make_golden.py --check    # only report whether today's code reproduces the committed files
+    python tools/make_golden.py              # add the cases of CASES whose files do not exist yet (a new codec...)
+    python tools/make_golden.py --prefix v2- # after a format change (new VERSION): every case again, as v2-*.dsslic
+    python tools/make_golden.py --check      # does today's code still write the committed files byte for byte?
 
-Inputs are built here with numpy (no randomness outside a seeded generator), so they can be rebuilt anywhere.
+The inputs (input.png, labels.png) were built with numpy by make_image/make_labels; once committed, they are read
+back, so later files code the very same pixels.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ CASES: dict[str, dict] = {
     "plain-jpeg2000": {"residual": "jpeg2000", "quality": 40},
     "labels-hevc": {"residual": "hevc", "quality": 35, "labels": True},
     "labels-f2-webp": {"residual": "webp", "quality": 50, "labels": True, "seg_factor": 2},
+    # the base layer re-coded with dsslic's own label-map coder: a legal file the encoder does not choose for a
+    # map this small (JPEG XL is smaller), written so that coder's stream is pinned too
+    "labels-labelmap-hevc": {"residual": "hevc", "labels": True, "seg_codec": "labelmap"},
     # an untrained, tiny enhancement model (committed: torch's initialisation may change between releases);
     # its stream is exact on any machine, its float synthesis g_s only on the same kind of CPU
     "plain-learned": {"residual": "learned", "enhance": ENHANCE},
@@ -101,7 +105,17 @@ def encode(case: dict, image: np.ndarray, labels: np.ndarray | None) -> bytes:
     seg = segnet.FileSegmenter(labels) if case.get("labels") else "none"  # explicit: defaults move
     enh = str(GOLDEN / case["enhance"]) if "enhance" in case else None
     codec = Codec("plain", segmenter=seg, seg_factor=case.get("seg_factor", 1), enhance=enh)
-    return codec.encode(image, residual=case["residual"], quality=case.get("quality")).data
+    data = codec.encode(image, residual=case["residual"], quality=case.get("quality")).data
+    if "seg_codec" not in case:
+        return data
+    from dsslic import bitstream, codecs
+
+    hd = bitstream.parse(data)
+    base = hd.layers[0]
+    s = codecs.by_id(base.codec_id).decode(base.data, hd.seg_shape)
+    lc = codecs.get(case["seg_codec"])
+    hd.layers[0] = bitstream.Layer(base.kind, lc.id, lc.encode(s))
+    return bitstream.serialize(hd)
 
 
 def decode(data: bytes, layers: str, case: dict) -> np.ndarray:
@@ -137,24 +151,35 @@ def library_versions() -> dict:
     return {"imagecodecs": imagecodecs.__version__, "av": av.__version__, "pillow": PIL.__version__}
 
 
-def build(prefix: str = "") -> dict:
+def _inputs() -> tuple[np.ndarray, np.ndarray, dict[str, bytes]]:
+    """The committed input PNGs (built and returned for writing when absent)."""
     from PIL import Image
 
+    out, new = [], {}
+    for png, make in (("input.png", make_image), ("labels.png", make_labels)):
+        if (GOLDEN / png).exists():
+            with Image.open(GOLDEN / png) as im:
+                out.append(np.asarray(im))
+        else:
+            out.append(make())
+            buf = io.BytesIO()
+            Image.fromarray(out[-1]).save(buf, "PNG")
+            new[png] = buf.getvalue()
+    return out[0], out[1], new
+
+
+def build(prefix: str = "") -> dict:
     from dsslic import bitstream
 
     make_enhance_model()
-    image, labels = make_image(), make_labels()
-    files, expected = {}, {"input_md5": md5(image), "labels_md5": md5(labels), "files": {}}
+    image, labels, files = _inputs()
+    expected = {"input_md5": md5(image), "labels_md5": md5(labels), "files": {}}
     for name, case in CASES.items():
         a, b = encode(case, image, labels), encode(case, image, labels)  # deterministic = same bytes twice
         files[f"{prefix}{name}.dsslic"] = a
         expected["files"][f"{prefix}{name}.dsslic"] = {
             "settings": case, "format_version": bitstream.VERSION, "libraries": library_versions(),
             "md5": md5(a), "bytes": len(a), "deterministic": a == b, **decodes(a, case)}
-    for png, arr in (("input.png", image), ("labels.png", labels)):
-        buf = io.BytesIO()
-        Image.fromarray(arr).save(buf, "PNG")
-        files[png] = buf.getvalue()
     return {"files": files, "expected": expected}
 
 
@@ -162,7 +187,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--check", action="store_true", help="compare with the committed files; write nothing")
     p.add_argument("--prefix", default="", help="name prefix for files of a new format version (e.g. v2-)")
-    p.add_argument("--force", action="store_true", help="overwrite golden files that exist (breaks the promise)")
+    p.add_argument("--force", action="store_true", help="rewrite golden files that exist (breaks the promise)")
     a = p.parse_args()
     got = build(a.prefix)
     path = GOLDEN / "expected.json"
@@ -175,20 +200,19 @@ def main() -> int:
             same &= ok
             print(f"{name}: {'same' if ok else 'DIFFERS'}")
         return 0 if same else 1
-    clash = sorted(n for n in got["expected"]["files"] if n in old["files"])
-    if clash and not a.force:
-        print(f"make_golden: {', '.join(clash)} exist; a new format version adds files with --prefix "
-              "(--force overwrites)", file=sys.stderr)
-        return 2
     GOLDEN.mkdir(parents=True, exist_ok=True)
+    written = {}
     for name, data in got["files"].items():
-        if name.endswith(".dsslic") or not (GOLDEN / name).exists():
-            (GOLDEN / name).write_bytes(data)
+        if name.endswith(".dsslic") and name in old["files"] and not a.force:
+            print(f"{name}: kept (golden files are written once)")
+            continue
+        (GOLDEN / name).write_bytes(data)
+        if name in got["expected"]["files"]:
+            written[name] = got["expected"]["files"][name]
+            print(f"{name}: written, {len(data)} bytes, deterministic={written[name]['deterministic']}")
     merged = {**old, **{k: v for k, v in got["expected"].items() if k != "files"},
-              "files": {**old["files"], **got["expected"]["files"]}}
+              "files": {**old["files"], **written}}
     path.write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n")
-    for name, e in got["expected"]["files"].items():
-        print(f"{name}: {e['bytes']} bytes, deterministic={e['deterministic']}")
     return 0
 
 
