@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from dsslic import bitstream
-from dsslic.codec import decode_layers
+from dsslic.codec import decode_layers, psnr
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "golden"
@@ -66,6 +66,11 @@ def test_golden_decodes(name: str) -> None:
     for layers in ("full", "coarse", "seg"):
         img = make_golden.decode(data, layers, e["settings"])
         assert (img.shape, img.dtype) == ((48, 64, 3), np.uint8)
+        if layers == "full" and e.get("float_env", make_golden.float_env()) != make_golden.float_env():
+            # float transforms on another torch or CPU: within a level or two of what was decoded when written
+            ref = _png(make_golden.reference_name(name)).astype(int)
+            assert np.abs(img.astype(int) - ref).max() <= 2 and psnr(img, ref.astype(np.uint8)) > 45, name
+            continue
         assert make_golden.md5(img) == e[f"decode_{layers}"], f"{name}: --layers {layers} decodes differently"
 
 
@@ -78,5 +83,7 @@ def test_golden_reencodes_to_same_bytes(name: str) -> None:
         pytest.skip(f"written in format version {e['format_version']}; decoding is what stays")
     if e["libraries"] != make_golden.library_versions():
         pytest.skip(f"encoder libraries differ from {e['libraries']}: bytes may differ, decoding must not")
+    if e.get("float_env", make_golden.float_env()) != make_golden.float_env():
+        pytest.skip(f"float transforms computed with {e['float_env']}: bytes may differ, decoding must not (much)")
     data = make_golden.encode(e["settings"], _png("input.png"), _png("labels.png"))
     assert data == (GOLDEN / name).read_bytes(), f"{name}: today's encoder writes different bytes"

@@ -40,9 +40,10 @@ CASES: dict[str, dict] = {
     # the base layer re-coded with dsslic's own label-map coder: a legal file the encoder does not choose for a
     # map this small (JPEG XL is smaller), written so that coder's stream is pinned too
     "labels-labelmap-hevc": {"residual": "hevc", "labels": True, "seg_codec": "labelmap"},
-    # an untrained, tiny enhancement model (committed: torch's initialisation may change between releases);
-    # its stream is exact on any machine, its float synthesis g_s only on the same kind of CPU
-    "plain-learned": {"residual": "learned", "enhance": ENHANCE},
+    # an untrained, tiny enhancement model (committed: torch's initialisation may change between releases). Its
+    # entropy decoding is exact anywhere; its float transforms only with the same torch on the same kind of CPU
+    # ("float"): elsewhere the full decode is compared with a stored reference, within a tolerance
+    "plain-learned": {"residual": "learned", "enhance": ENHANCE, "float": True},
 }
 
 
@@ -168,7 +169,20 @@ def _inputs() -> tuple[np.ndarray, np.ndarray, dict[str, bytes]]:
     return out[0], out[1], new
 
 
+def float_env() -> dict:
+    """What float network outputs depend on: torch's version and the CPU kernels it picked."""
+    import torch
+
+    return {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
+def reference_name(name: str) -> str:
+    return name.replace(".dsslic", ".full.png")
+
+
 def build(prefix: str = "") -> dict:
+    from PIL import Image
+
     from dsslic import bitstream
 
     make_enhance_model()
@@ -180,6 +194,11 @@ def build(prefix: str = "") -> dict:
         expected["files"][f"{prefix}{name}.dsslic"] = {
             "settings": case, "format_version": bitstream.VERSION, "libraries": library_versions(),
             "md5": md5(a), "bytes": len(a), "deterministic": a == b, **decodes(a, case)}
+        if case.get("float"):
+            expected["files"][f"{prefix}{name}.dsslic"]["float_env"] = float_env()
+            buf = io.BytesIO()
+            Image.fromarray(decode(a, "full", case)).save(buf, "PNG")
+            files[reference_name(f"{prefix}{name}.dsslic")] = buf.getvalue()
     return {"files": files, "expected": expected}
 
 
@@ -203,7 +222,8 @@ def main() -> int:
     GOLDEN.mkdir(parents=True, exist_ok=True)
     written = {}
     for name, data in got["files"].items():
-        if name.endswith(".dsslic") and name in old["files"] and not a.force:
+        golden = name if name.endswith(".dsslic") else name.replace(".full.png", ".dsslic")
+        if golden in old["files"] and not a.force:
             print(f"{name}: kept (golden files are written once)")
             continue
         (GOLDEN / name).write_bytes(data)
