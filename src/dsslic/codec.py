@@ -391,7 +391,7 @@ class Codec:
 
 def info(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> dict:
     """What a file holds, without running any network: sizes, model, labels present, layers, rate."""
-    from . import registry, segnet
+    from . import registry
 
     hd = bitstream.parse(data, max_pixels)
     layers = []
@@ -401,7 +401,7 @@ def info(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> dict:
                        "bytes": len(layer.data), "bpp": 8 * len(layer.data) / (hd.width * hd.height)})
     s = decode_layers(hd, "seg").s  # the base layer alone, with the same checks as decoding
     model = registry.name_for_id(hd.model_id)
-    names = segnet.class_names_for_id(hd.segmenter_id)
+    names = registry.class_names_for_id(hd.segmenter_id)
     present = sorted(int(v) for v in np.unique(s))
     n = hd.width * hd.height
     header_bytes = len(data) - sum(len(la.data) for la in hd.layers)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import DsslicInputError
-from .registry import WEIGHTS_DIR
+from .registry import CAMVID11, NOSEG, WEIGHTS_DIR, class_names_for_id, label_space_id  # noqa: F401 (re-exported)
 
 
 def default_palette(n: int) -> np.ndarray:
@@ -79,15 +79,11 @@ class Segmenter(ABC):
         """uint8 (H, W, 3) -> (H, W) uint8 or uint16 label map with values < num_labels."""
 
 
-def label_space_id(class_names: list[str]) -> bytes:
-    return hashlib.sha256("\n".join(class_names).encode()).digest()[:4]
-
-
 class NoSegmenter(Segmenter):
     """The paper's noSeg: every pixel gets label 0. Costs 2 bytes in the file."""
 
     name = "none"
-    class_names = ["unlabelled"]
+    class_names = NOSEG
 
     def segment(self, image: np.ndarray) -> np.ndarray:
         return np.zeros(image.shape[:2], np.uint8)
@@ -137,8 +133,6 @@ class FileSegmenter(Segmenter):
 # (long side ``work_size``) and upsamples the logits, which is what makes it fast on a CPU.
 # ----------------------------------------------------------------------------------------------
 
-CAMVID11 = ["sky", "building", "pole", "road", "pavement", "tree", "signsymbol", "fence", "car", "pedestrian",
-            "bicyclist"]
 CAMVID11_PALETTE = np.array([[128, 128, 128], [128, 0, 0], [192, 192, 128], [128, 64, 128], [60, 40, 222],
                              [128, 128, 0], [192, 128, 128], [64, 64, 128], [64, 0, 128], [64, 64, 0],
                              [0, 128, 192]], np.uint8)
@@ -293,14 +287,6 @@ class TorchvisionSegmenter(Segmenter):
         mean = torch.tensor([0.485, 0.456, 0.406], device=self.device).view(1, 3, 1, 1)
         std = torch.tensor([0.229, 0.224, 0.225], device=self.device).view(1, 3, 1, 1)
         return self.model((x - mean) / std)["out"][0].argmax(0).to(torch.uint8).cpu().numpy()
-
-
-def class_names_for_id(segmenter_id: bytes) -> list[str] | None:
-    """Class names of a label space named in a file, if it is one this installation knows."""
-    for names in (NoSegmenter.class_names, CAMVID11):
-        if label_space_id(names) == segmenter_id:
-            return list(names)
-    return None
 
 
 _SEGMENTERS = {"none": NoSegmenter}
