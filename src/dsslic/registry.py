@@ -46,22 +46,3 @@ def ids() -> dict[bytes, str]:
 def name_for_id(model_id: bytes) -> str | None:
     """The installed model that wrote a file with this id, if any."""
     return ids().get(model_id)
-
-
-#: label spaces this installation knows by name (kept here, free of torch, so ``dsslic info`` and the Pillow
-#: plugin name the classes of a file without importing the networks)
-NOSEG = ["unlabelled"]
-CAMVID11 = ["sky", "building", "pole", "road", "pavement", "tree", "signsymbol", "fence", "car", "pedestrian",
-            "bicyclist"]
-
-
-def label_space_id(class_names: list[str]) -> bytes:
-    return hashlib.sha256("\n".join(class_names).encode()).digest()[:4]
-
-
-def class_names_for_id(segmenter_id: bytes) -> list[str] | None:
-    """Class names of a label space named in a file, if it is one this installation knows."""
-    for names in (NOSEG, CAMVID11):
-        if label_space_id(names) == segmenter_id:
-            return list(names)
-    return None

@@ -106,20 +106,18 @@ def _ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
 
 def analyse(name: str, data: bytes, codec, original: np.ndarray | None = None) -> ImageReport:
     """Decode ``data`` layer by layer with ``codec`` (the file's model) and measure against ``original``."""
-    from . import bitstream, registry, segnet
+    from . import bitstream, labelspace
     from .codec import decode_layers, info, psnr
 
     hd = bitstream.parse(data, codec.max_pixels)
     lay = decode_layers(hd, "full")
     coarse = codec.reconstruct(hd, lay, "coarse")
     final = codec.reconstruct(hd, lay, "full")
-    names = registry.class_names_for_id(hd.segmenter_id) or [f"class {i}" for i in range(max(hd.num_labels, 1))]
-    if codec.segmenter.id == hd.segmenter_id:
-        palette = codec.segmenter.palette
-    elif names == registry.CAMVID11:
-        palette = segnet.CAMVID11_PALETTE
+    if codec.segmenter.id == hd.segmenter_id:  # the segmenter that made the map (file:, hf:, ... included)
+        names, palette = list(codec.segmenter.class_names), codec.segmenter.palette
     else:
-        palette = segnet.default_palette(len(names))
+        space = labelspace.by_id(hd.segmenter_id) or labelspace.generic(hd.num_labels)
+        names, palette = list(space.class_names), space.palette
     rep = ImageReport(name, data, info(data, codec.max_pixels), lay.s, names, palette, lay.c8, coarse, final, original)
     if original is not None:
         rep.metrics = {"psnr": psnr(original, final), "psnr_coarse": psnr(original, coarse),
@@ -140,7 +138,7 @@ def residual_view(final: np.ndarray, coarse: np.ndarray) -> tuple[np.ndarray, fl
 
 
 def image_section(rep: ImageReport, fmt: str = "png", max_side: int | None = None) -> str:
-    from .segnet import colorize
+    from .labelspace import colorize
 
     d = rep.info
     h, w = rep.final.shape[:2]
