@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sys
@@ -13,15 +12,14 @@ import pytest
 from PIL import Image
 
 from conftest import synthetic
-from dsslic.distributed import Job, map_files, run_batch, run_job, write_output
+from dsslic.distributed import Job, local_cluster, map_files, run_batch, run_job, write_output
 
 distributed = pytest.importorskip("distributed")
 
 
 @pytest.fixture(scope="module")
 def scheduler():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None, silence_logs=logging.ERROR) as cluster:
+    with local_cluster(2) as cluster:
         yield cluster.scheduler_address
 
 
@@ -116,3 +114,26 @@ def test_map_files_generic_collects_exceptions(scheduler):
         failed = map_files(int, items, progress=False, on_result=lambda i, r, e: seen.__setitem__(i, r), **kw)
         assert seen == {"1": 1, "2": 2, "x": None, "4": 4}
         assert [(i, e.split(":")[0]) for i, e in failed] == [("x", "ValueError")]
+
+
+def test_cli_compress_and_decompress_through_the_engine(folder, serial, scheduler, tmp_path, capsys, codec):
+    from dsslic.cli import main
+
+    out = tmp_path / "out"
+    assert main(["compress", str(folder), "-o", str(out), "--model", "plain", "--qp", "30", "--scheduler", scheduler]) == 2
+    err = capsys.readouterr().err
+    assert "6 of 7 files done; 1 failed" in err and "bad.png" in err
+    assert _files(out) == serial
+    png = tmp_path / "one.png"
+    assert main(["decompress", str(out / "img0.dsslic"), "-o", str(png), "--scheduler", scheduler]) == 0
+    assert np.array_equal(np.asarray(Image.open(png)), codec.decompress(serial["img0.dsslic"]))
+
+
+def test_cli_refuses_bad_engine_options(folder, tmp_path, capsys):
+    from dsslic.cli import main
+
+    assert main(["compress", str(folder / "img0.png"), "-o", str(tmp_path / "x.dsslic"), "--workers", "-1"]) == 2
+    assert main(["compress", str(folder / "img0.png"), "-o", str(tmp_path / "x.dsslic"), "--workers", "2",
+                 "--labels", str(folder / "img0.png")]) == 2
+    assert not (tmp_path / "x.dsslic").exists()
+    assert capsys.readouterr().err.count("dsslic: error:") == 2

@@ -135,17 +135,25 @@ def run_job(job: Job) -> Outcome:
 
 
 # ------------------------------------------------------------------------------------ the engine
+def local_cluster(workers: int) -> Any:
+    """A LocalCluster of ``workers`` processes, one thread each, listening on loopback only, no dashboard
+    (its health endpoint on a free port, not 8787), quiet logs."""
+    from distributed import LocalCluster
+
+    return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                        dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                        silence_logs=logging.ERROR)
+
+
 @contextmanager
 def _client(workers: int, scheduler: str | None) -> Iterator[Any]:
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     if scheduler:
         with Client(scheduler, set_as_default=False) as client:
             yield client
         return
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
-            Client(cluster, set_as_default=False) as client:
+    with local_cluster(workers) as cluster, Client(cluster, set_as_default=False) as client:
         yield client
 
 
@@ -271,3 +279,34 @@ def run_batch(jobs: Iterable[Job], *, workers: int = 0, scheduler: str | None = 
     map_files(fn, todo, workers=workers, scheduler=scheduler, progress=progress, on_result=done,
               desc="compress" if all(j.kind == "compress" for j in todo) else "dsslic")
     return result
+
+
+# ------------------------------------------------------------------------------------ the command line
+def add_arguments(p: Any) -> None:
+    """``--workers N`` / ``--scheduler ADDRESS`` for a subcommand that maps over files."""
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="run on a Dask LocalCluster of N worker processes on this machine (loopback only)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="run on an existing Dask cluster (tcp://host:8786); "
+                   "its workers need this dsslic and the inputs at the same paths")
+
+
+def cli_batch(a: Any, pairs: list[tuple[Path, Path]], kind: str, **options: Any) -> int:
+    """The compress/decompress commands' (input, output) pairs through :func:`run_batch`; exit code 2 if any failed.
+
+    ``pairs`` are the outputs still to write (the command has applied --force and skipping already)."""
+    from tqdm import tqdm
+
+    if a.workers is not None and a.workers < 1:
+        raise DsslicInputError("--workers must be at least 1")
+    if getattr(a, "labels", None):
+        raise DsslicInputError("--labels is one map for one image; it cannot be combined with --workers/--scheduler")
+    codec = {"model": a.model, "device": a.device, "max_pixels": a.max_pixels, "enhance": a.enhance,
+             "segmenter": getattr(a, "segmenter", None)}
+    jobs = [Job.make(src, dst, kind, codec=codec, **options) for src, dst in pairs]
+    quiet = getattr(a, "quiet", False)
+    res = run_batch(jobs, workers=a.workers or 0, scheduler=a.scheduler, progress=not quiet, force=True,
+                    log=None if quiet else lambda line: tqdm.write(line, file=sys.stderr))
+    if res.failed:
+        print(f"dsslic: error: {res.summary()}", file=sys.stderr)
+        return 2
+    return 0
