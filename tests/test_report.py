@@ -111,6 +111,9 @@ def test_eval_report_tables_and_plot(tmp_path):
     assert f"{float(bd['bd_rate_psnr']):+.1f}%" in page and float(bd["bd_rate_psnr"]) > 0
     assert page.count("<details>") == 2 and "dsslic eval --data X --out ev" in page
     assert len(_pictures(page)) == 1  # the RD plot
+    assert "Per class" not in page
+    (ev / "per_class_averages.csv").write_text("codec,setting,class,psnr\ndsslic,40,sky,31.25\n")
+    assert "<td>sky</td><td>31.25</td>" in eval_page(ev)
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason="Chromium is absent (apt-get install chromium)")

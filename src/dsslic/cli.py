@@ -204,7 +204,7 @@ def cmd_segment(a: argparse.Namespace) -> int:
 
 # Subcommands whose modules import torch or plotting libraries: built only when asked for, so that
 # `dsslic info` or a bad file answers without paying for those imports.
-_LAZY = {"eval": ("dsslic.eval", "rate-distortion curves against classical codecs"),
+_LAZY = {"eval": ("dsslic.evaluation.cli", "rate-distortion curves against classical codecs"),
          "report": ("dsslic.report", "self-contained HTML report of files, images or an eval run"),
          "train": ("dsslic.train", "train CompNet + FineNet (+ discriminators) on folders of images"),
          "train-segnet": ("dsslic.segtrain", "train the SegNetLite segmenter from scratch on labelled images"),

@@ -95,7 +95,7 @@ class ImageReport:
 
 def _ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
     try:
-        from .eval import ms_ssim
+        from .evaluation.metrics import ms_ssim
     except ImportError:  # pytorch-msssim is in the [eval] extra
         return float("nan")
     try:
@@ -212,7 +212,8 @@ def rd_plot(avgs: list[dict], rows: list[dict]) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .eval import KODAK_BPG444_ANCHOR, curve
+    from .evaluation.metrics import curve
+    from .evaluation.report import KODAK_BPG444_ANCHOR
 
     kodak = sorted({r["image"] for r in rows}) == [f"kodim{i:02d}.png" for i in range(1, 25)]
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.2), dpi=90)
@@ -240,7 +241,7 @@ def rd_plot(avgs: list[dict], rows: list[dict]) -> str:
 
 def eval_page(report_dir: Path) -> str:
     """The page for a ``dsslic eval`` output folder (rows.csv, bd_rate.csv, report.md)."""
-    from .eval import average
+    from .evaluation.metrics import average
 
     rows_path = report_dir / "rows.csv"
     if not rows_path.is_file():
@@ -273,6 +274,12 @@ def eval_page(report_dir: Path) -> str:
                     [[a["codec"], f"{a['setting']:g}", str(a["images"]), f"{a['bpp']:.4f}", f"{a['bpp_per_channel']:.4f}",
                       _f(a["psnr"]), _f(a["psnr_y"]), _f(a["ms_ssim"], ".4f"), _f(a["ms_ssim_db"])] for a in avgs]),
              "<h2>Per image</h2>"]
+    pc = report_dir / "per_class_averages.csv"  # written by `dsslic eval --per-class`
+    if pc.is_file():
+        pcr = _read_csv(pc)
+        if pcr:
+            body[-1:-1] = ["<h2>Per class (averages)</h2>", _table(list(pcr[0]), [[
+                f"{v:.4g}" if isinstance(v, float) else html.escape(str(v)) for v in r.values()] for r in pcr])]
     for im in images:
         rs = sorted((r for r in rows if r["image"] == im), key=lambda r: (r["codec"], r["bpp"]))
         body.append(f"<details><summary>{html.escape(im)} ({len(rs)} encodes)</summary>" + _table(
