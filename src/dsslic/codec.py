@@ -70,6 +70,17 @@ def _upscale_labels(s: np.ndarray, f: int, h: int, w: int) -> np.ndarray:
     return np.take(np.take(s, np.arange(h) // f, axis=0), np.arange(w) // f, axis=1)
 
 
+def render_labels(hd: Header, s: np.ndarray) -> np.ndarray:
+    """The label map in colour, in the palette of the file's own label space (no network: torch-free)."""
+    from . import labelspace
+
+    ls = labelspace.by_id(hd.segmenter_id)
+    if ls is None:
+        warnings.warn(f"unknown label space {hd.segmenter_id.hex()}: the map is shown in a generic palette",
+                      stacklevel=2)
+    return labelspace.colorize(s, ls.palette if ls is not None else None)
+
+
 def seg_layer(s_stored: np.ndarray) -> Layer:
     """The base layer: the label map coded by whichever lossless coder makes it smallest (2 bytes if uniform)."""
     if (s_stored == s_stored.flat[0]).all():
@@ -316,6 +327,8 @@ class Codec:
         ``quality`` is its native setting (QP for hevc); ``target_bpp`` instead searches the setting
         whose whole file comes closest under that many bits per pixel (bisection on real encodes).
         """
+        if target_bpp is not None and residual == "none":
+            raise DsslicInputError("--target-bpp sets the residual's quality; with --residual none there is none to set")
         x = load_image(image, self.max_pixels)
         h, w = x.shape[:2]
         header, x_coarse, c8 = self._base_layers(x)
@@ -332,8 +345,7 @@ class Codec:
                 hd.res_min, hd.res_max = lo, hi
                 payload = rc.encode(r8, q)
                 hd.layers.append(Layer(LayerKind.RESIDUAL, rc.id, payload, rc.check_quality(q)))
-                if verify or target_bpp is None:
-                    x_hat = self._add_residual(x_coarse, rc.decode(payload, r8.shape), lo, hi)
+                x_hat = self._add_residual(x_coarse, rc.decode(payload, r8.shape), lo, hi)  # the decoder's image
             data = bitstream.serialize(hd)
             sizes = {k.kind.name.lower(): len(k.data) for k in hd.layers}
             return EncodeResult(data, w, h, sizes, q, psnr(x, x_coarse), psnr(x, x_hat))
@@ -392,14 +404,8 @@ class Codec:
 
     def reconstruct(self, hd: Header, lay: DecodedLayers, layers: Layers = "full") -> np.ndarray:
         """The decoder's network part, from a parsed header and its decoded layers."""
-        from . import labelspace
-
-        if layers == "seg":  # rendered in the palette of the file's own label space, whatever segmenter is held
-            ls = labelspace.by_id(hd.segmenter_id)
-            if ls is None:
-                warnings.warn(f"unknown label space {hd.segmenter_id.hex()}: the map is shown in a generic palette",
-                              stacklevel=2)
-            return labelspace.colorize(lay.s, ls.palette if ls is not None else None)
+        if layers == "seg":
+            return render_labels(hd, lay.s)
         self._check_model(hd)
         x_coarse = self.recnet(_pad_to(lay.s, self.alpha), lay.c8)[: hd.height, : hd.width]  # x' <- RecNet(s, c)
         if layers == "coarse" or (lay.r8 is None and lay.learned is None):

@@ -371,21 +371,17 @@ def shipped() -> list[str]:
 
 def load(name_or_path: str | None) -> EnhanceModel:
     """A shipped enhancement model by name, a path, or (None) the first shipped one."""
-    from pathlib import Path
-
     from .errors import DsslicInputError
-    from .registry import WEIGHTS_DIR
+    from .registry import weights_file
 
     if name_or_path is None:
         if not shipped():
             raise DsslicInputError("no learned enhancement model is installed; pass --enhance WEIGHTS.safetensors "
                                    "(train one with `dsslic train-enhance`)")
         name_or_path = shipped()[0]
-    p = WEIGHTS_DIR / f"enhance-{name_or_path}.safetensors"
-    if p.is_file():
+    p = weights_file(name_or_path, prefix="enhance-")  # a name is shipped; only X.safetensors or a/b is a path
+    if p is not None:
         return EnhanceModel.load(p)
-    if Path(name_or_path).is_file():
-        return EnhanceModel.load(name_or_path)
     raise DsslicInputError(f"unknown enhancement model {name_or_path!r}; shipped: {', '.join(shipped()) or 'none'} "
                            "(or a .safetensors path)")
 
