@@ -109,7 +109,7 @@ def segmenter_cost(a) -> str:
         lines.append(f"| 1/{f} | **{np.mean(r['bpp']):.4f}** | {np.mean(r['jxl']):.4f} | {np.mean(r['own']):.4f} | "
                      f"{r['won']}/{len(files)} | {100 * np.mean(r['kept']):.2f}% |")
     share = ", ".join(f"1/{f}: {auto['factors'].count(f)}" for f in AUTO_SEG_FACTORS)
-    lines.append(f"| **default rule** (finest of {'/'.join('1/' + str(f) for f in AUTO_SEG_FACTORS)} within "
+    lines.append(f"| **default rule** (finest of {', '.join('1/' + str(f) for f in AUTO_SEG_FACTORS)} within "
                  f"{LABEL_BUDGET_BPP} bpp; {share}) | **{np.mean(auto['bpp']):.4f}** | | | | "
                  f"{100 * np.mean(auto['kept']):.2f}% |")
     return "\n".join(lines)
