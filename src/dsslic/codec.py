@@ -304,9 +304,9 @@ class Codec:
             elif residual != "none":
                 rc = codecs.get(codecs.RESIDUAL_CODECS[residual])
                 r8, lo, hi = self._residual(x, x_coarse)
-                hd.res_min, hd.res_max = lo, hi
                 payload = rc.encode(r8, q)
-                hd.layers.append(Layer(LayerKind.RESIDUAL, rc.id, payload, rc.check_quality(q)))
+                hd.layers.append(Layer(LayerKind.RESIDUAL, rc.id, payload, rc.check_quality(q),
+                                       {"range": (lo, hi), "bits": 8}))
                 if verify or target_bpp is None:
                     x_hat = self._add_residual(x_coarse, rc.decode(payload, r8.shape), lo, hi)
             data = bitstream.serialize(hd)
