@@ -210,6 +210,12 @@ class Codec:
         self._enhance_model: enhance.EnhanceModel | None = None
         self.residual_coding = residual_coding or ResidualCoding()
 
+    @property
+    def encoder_tag(self) -> str:
+        """The encoder's choices beyond the model (default c codec, joint rule, residual coding): eval's cache
+        keys on it, so rows made with other choices are not reused."""
+        return f"c={DEFAULT_COMPACT}:K{JOINT_K:+d}:coarse{COARSE_QP}:res={self.residual_coding.tag}"
+
     def enhancer(self, model_id: bytes | None = None) -> enhance.EnhanceModel:
         """The learned enhancement model: the one given (encoding without one: the first shipped), or, decoding
         without one, the shipped model whose id the file names."""
