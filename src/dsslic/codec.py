@@ -38,8 +38,8 @@ COMPACT_CODECS = {"jxl-lossless": "jxl", "hevc": "hevc", "avif": "avif", "jxl": 
 DEFAULT_COMPACT = "hevc"
 #: the joint rule, fitted on training photos (benchmarks/joint_rule.py): an HEVC c at QP = residual QP + K,
 #: the coarse preview (no residual) at COARSE_QP, other residual codecs with c at the rule's value for QP 29
-JOINT_K = 0
-COARSE_QP = 20
+JOINT_K = 9
+COARSE_QP = 22
 COMPACT_DEFAULTS = {"avif": 80, "jxl": 90}  # lossy c by other codecs, when no quality is given
 
 
