@@ -26,8 +26,8 @@ from dsslic.eval import bd_rate, db, list_images, ms_ssim, psnr
 from dsslic.imageio import load_image
 
 RESIDUAL_VARIANTS = {
-    "minmax8 ssim (paper)": ResidualCoding(),
-    "fixed8 (r/2+128) ssim": ResidualCoding(mapping="fixed"),
+    "minmax8 ssim (paper)": ResidualCoding(bits=8),
+    "fixed8 (r/2+128) ssim": ResidualCoding(mapping="fixed", bits=8),
     "minmax10 ssim": ResidualCoding(bits=10),
     "fixed10 (r+512) ssim": ResidualCoding(mapping="fixed", bits=10),
     "minmax10 psnr": ResidualCoding(bits=10, tune="psnr"),
@@ -62,6 +62,7 @@ def main() -> None:
     ap.add_argument("--sweep", choices=["k", "residual"], default="k")
     ap.add_argument("--ks", default="-6,-3,0,3,6,9", help="offsets K for --sweep k")
     ap.add_argument("--k", type=int, default=0, help="the offset for --sweep residual")
+    ap.add_argument("--bits", type=int, default=8, help="residual bit depth for --sweep k (min/max mapping)")
     ap.add_argument("--qps", default="22,26,30,34,38,42")
     ap.add_argument("--variants", help="comma-separated subset of the residual variants")
     ap.add_argument("--anchor-run", action="store_true",
@@ -71,8 +72,9 @@ def main() -> None:
     files = list_images(a.data, a.limit)
     qps = [int(q) for q in a.qps.split(",")]
     if a.sweep == "k":
-        runs = {f"K={k:+d}": (ResidualCoding(), "hevc", k) for k in (int(v) for v in a.ks.split(","))}
-        runs["c lossless (jxl)"] = (ResidualCoding(), "jxl-lossless", None)
+        rc = ResidualCoding(bits=a.bits)
+        runs = {f"K={k:+d}": (rc, "hevc", k) for k in (int(v) for v in a.ks.split(","))}
+        runs["c lossless (jxl)"] = (rc, "jxl-lossless", None)
     else:
         names = a.variants.split(",") if a.variants else list(RESIDUAL_VARIANTS)
         runs = {n: (RESIDUAL_VARIANTS[n], "hevc", a.k) for n in names}
