@@ -21,7 +21,7 @@ MAGIC = b"DSLC"
 # which codecs may code which layer: lossless ones for s, lossless or lossy 8-bit ones for c (since version 2),
 # 3-channel ones for the residual
 LAYER_CODECS = {
-    0: {"const", "jxl", "png"},
+    0: {"const", "jxl", "png", "labelmap"},
     1: {"jxl", "png", "hevc", "avif", "jxl-lossy"},
     2: {"hevc", "hevc-rgb", "hevc420", "avif", "jxl-lossy", "webp", "jpeg2000", "jpeg", "jxl", "png",
         "learned"},

@@ -13,6 +13,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from . import distributed
 from .errors import DsslicError, DsslicInputError
 from .imageio import IMAGE_EXTS
 
@@ -82,11 +83,14 @@ def cmd_compress(a: argparse.Namespace) -> int:
     else:
         _check_writable(pairs[0][1], a.force)
         todo = pairs
+    if a.workers or a.scheduler:  # Dask: local worker processes or a cluster (dsslic.distributed)
+        return distributed.cli_batch(a, todo, "compress", residual=a.residual, quality=quality,
+                                     target_bpp=a.target_bpp, verify=a.verify)
     from . import segnet
 
     segmenter = segnet.get(a.segmenter, device=a.device) if a.segmenter else None
     if a.labels:
-        segmenter = segnet.FileSegmenter(a.labels)
+        segmenter = segnet.FileSegmenter(a.labels, label_space=a.label_space)
     codec = Codec(model=a.model, segmenter=segmenter, device=a.device, max_pixels=a.max_pixels, enhance=a.enhance)
     failed = 0
     bar = tqdm(todo, unit="img", disable=not batch or a.quiet, file=sys.stderr)
@@ -120,6 +124,8 @@ def cmd_decompress(a: argparse.Namespace) -> int:
     data = _read(a.input)
     out = Path(a.output)
     _check_writable(out, a.force)
+    if a.workers or a.scheduler:
+        return distributed.cli_batch(a, [(Path(a.input), out)], "decompress", layers=a.layers)
     hd = bitstream.parse(data, a.max_pixels)  # a bad file fails here or in its layers, before torch is imported
     from .codec import Codec, decode_layers
 
@@ -172,9 +178,14 @@ def cmd_segment(a: argparse.Namespace) -> int:
     from .fileutil import atomic_write
     from .imageio import load_image
 
+    seg = segnet.get(a.segmenter or segnet.default_name(), device=a.device)
+    if a.classes:
+        print("\n".join(seg.class_names))
+        return 0
+    if a.input is None or a.output is None:
+        raise DsslicInputError("segment needs IN and -o MAP.png (or --classes)")
     out = Path(a.output)
     _check_writable(out, a.force)
-    seg = segnet.get(a.segmenter, device=a.device)
     x = load_image(a.input, a.max_pixels)
     labels = seg.segment(x)
     import io
@@ -194,7 +205,8 @@ def cmd_segment(a: argparse.Namespace) -> int:
 
 # Subcommands whose modules import torch or plotting libraries: built only when asked for, so that
 # `dsslic info` or a bad file answers without paying for those imports.
-_LAZY = {"eval": ("dsslic.eval", "rate-distortion curves against classical codecs"),
+_LAZY = {"eval": ("dsslic.evaluation.cli", "rate-distortion curves against classical codecs"),
+         "report": ("dsslic.report", "self-contained HTML report of files, images or an eval run"),
          "train": ("dsslic.train", "train CompNet + FineNet (+ discriminators) on folders of images"),
          "train-segnet": ("dsslic.segtrain", "train the SegNetLite segmenter from scratch on labelled images"),
          "train-enhance": ("dsslic.enhancetrain", "train the learned enhancement layer (--residual learned)")}
@@ -229,10 +241,14 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     c.add_argument("--model", help="model name or .safetensors path (default: the shipped default)")
     c.add_argument("--enhance", metavar="NAME|PATH", help="learned enhancement model for --residual learned")
     c.add_argument("--labels", metavar="MAP.png", help="use this label map as the base layer (the 'file' segmenter)")
-    c.add_argument("--segmenter", help="segmenter for the base layer (default: the model's): none, camvid11, hf:DIR, ...")
+    c.add_argument("--label-space", metavar="NAME", help="with --labels: the label space its ids belong to (photo, "
+                                                          "camvid11; default: numbered classes)")
+    c.add_argument("--segmenter", help="segmenter for the base layer (default: photo for label-free models, else the "
+                                       "model's own): photo, camvid11, none, hf:DIR, ...")
     c.add_argument("--force", action="store_true", help="overwrite existing outputs")
     c.add_argument("--verify", action="store_true", help="decode each output and check it against the encoder")
     c.add_argument("-q", "--quiet", action="store_true")
+    distributed.add_arguments(c)
     c.set_defaults(func=cmd_compress)
 
     d = sub.add_parser("decompress", parents=[common], help=".dsslic -> image")
@@ -243,6 +259,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     d.add_argument("--model", help="model to decode with (default: the one named in the file)")
     d.add_argument("--enhance", metavar="NAME|PATH", help="learned enhancement model (default: the shipped one the file names)")
     d.add_argument("--force", action="store_true")
+    distributed.add_arguments(d)
     d.set_defaults(func=cmd_decompress)
 
     i = sub.add_parser("info", parents=[common], help="describe a .dsslic file")
@@ -251,9 +268,11 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     i.set_defaults(func=cmd_info)
 
     sg = sub.add_parser("segment", parents=[common], help="image -> label map (the base layer's content)")
-    sg.add_argument("input", metavar="IN")
-    sg.add_argument("-o", "--output", required=True, metavar="MAP.png")
-    sg.add_argument("--segmenter", default="none", help="none, camvid11, file:MAP.png, hf:DIR, torchvision:PTH, or a path")
+    sg.add_argument("input", metavar="IN", nargs="?")
+    sg.add_argument("-o", "--output", metavar="MAP.png")
+    sg.add_argument("--segmenter", help="photo (the default: general photos), camvid11 (street scenes), none, "
+                                        "file:MAP.png, hf:DIR, torchvision:PTH, or a .seg.safetensors path")
+    sg.add_argument("--classes", action="store_true", help="print the segmenter's class names, one per line, in id order")
     sg.add_argument("--color", action="store_true", help="write a colour rendering with a legend instead of raw ids")
     sg.add_argument("--force", action="store_true")
     sg.set_defaults(func=cmd_segment)

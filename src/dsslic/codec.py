@@ -24,6 +24,8 @@ from . import bitstream, codecs
 from .bitstream import Header, Layer, LayerKind
 from .errors import DsslicFormatError, DsslicInputError
 from .imageio import DEFAULT_MAX_PIXELS, ImageLike, load_image
+from .tiling import pad_min as _pad_min
+from .tiling import pad_to as _pad_to
 
 if TYPE_CHECKING:  # torch, the networks and segmenters are imported when a Codec is made, not before:
     import torch  # a bad file is refused without paying for them
@@ -32,6 +34,9 @@ if TYPE_CHECKING:  # torch, the networks and segmenters are imported when a Code
 
 Layers = Literal["seg", "coarse", "full"]
 
+#: a label-free model's map is stored at the finest of these resolutions whose base layer fits the budget
+AUTO_SEG_FACTORS = (4, 8, 16)
+LABEL_BUDGET_BPP = 0.006
 #: codecs for the compact image c (names as ``--compact-codec`` takes them): the paper's lossless JPEG XL, or
 #: a lossy one (closed loop: x' is computed from the decoded c on both sides)
 COMPACT_CODECS = {"jxl-lossless": "jxl", "hevc": "hevc", "avif": "avif", "jxl": "jxl-lossy"}
@@ -104,28 +109,22 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
 
 
-def _pad_to(a: np.ndarray, m: int) -> np.ndarray:
-    """Reflect-pad the first two axes up to multiples of m (symmetric mode works for any size)."""
-    h, w = a.shape[:2]
-    return _pad_sym(a, -(-h // m) * m - h, -(-w // m) * m - w)
-
-
-def _pad_min(a: np.ndarray, m: int) -> np.ndarray:
-    """Reflect-pad the first two axes up to at least m: networks that downsample 8x need a few pixels there."""
-    return _pad_sym(a, max(0, m - a.shape[0]), max(0, m - a.shape[1]))
-
-
-def _pad_sym(a: np.ndarray, ph: int, pw: int) -> np.ndarray:
-    if ph == 0 and pw == 0:
-        return a
-    return np.pad(a, ((0, ph), (0, pw)) + ((0, 0),) * (a.ndim - 2), mode="symmetric")
-
-
 def _upscale_labels(s: np.ndarray, f: int, h: int, w: int) -> np.ndarray:
     """Nearest-neighbour upscaling of a label map stored at 1/f of the size."""
     if f == 1:
         return s
     return np.repeat(np.repeat(s, f, axis=0), f, axis=1)[:h, :w]
+
+
+def seg_layer(s_stored: np.ndarray) -> Layer:
+    """The base layer: the label map coded by whichever lossless coder makes it smallest (2 bytes if uniform)."""
+    if (s_stored == s_stored.flat[0]).all():
+        names = ["const"]
+    else:
+        names = ["jxl", "labelmap"] if s_stored.dtype == np.uint8 else ["jxl"]
+    coded = [(codecs.get(n).encode(s_stored), codecs.get(n).id) for n in names]
+    data, codec_id = min(coded, key=lambda t: len(t[0]))
+    return Layer(LayerKind.SEG, codec_id, data)
 
 
 @dataclass
@@ -178,7 +177,8 @@ class Codec:
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         tile: int = 1024,
         overlap: int = 128,
-        seg_factor: int = 1,
+        seg_factor: int | None = None,
+        label_budget_bpp: float = LABEL_BUDGET_BPP,
         enhance: str | enhance.EnhanceModel | None = None,
         residual_coding: ResidualCoding | None = None,
     ) -> None:
@@ -191,7 +191,10 @@ class Codec:
         self.device = torch.device(device)
         m = models.load(model or models.default_model()) if not isinstance(model, models.DsslicModel) else model
         self.model = m.to(self.device).eval()
-        seg = segmenter if segmenter is not None else self.model.segmenter
+        # a model trained with label maps needs its own segmenter's; a label-free one still stores a real map
+        # (for search and per-object coding): the default segmenter's
+        seg = segmenter if segmenter is not None else (self.model.segmenter if self.model.num_labels
+                                                      else segnet.default_name())
         self.segmenter = segnet.get(seg, device=device) if isinstance(seg, str) else seg
         if self.model.num_labels and self.segmenter.num_labels > self.model.num_labels:
             raise DsslicInputError(
@@ -202,9 +205,10 @@ class Codec:
         self.alpha = self.model.alpha
         # networks run in overlapping tiles of tile x tile pixels (full resolution) on large images
         self.tile, self.overlap = tile, overlap
-        if not 1 <= seg_factor <= 255:
+        if seg_factor is not None and not 1 <= seg_factor <= 255:
             raise DsslicInputError("seg_factor must be in 1..255")
-        self.seg_factor = seg_factor  # the label map is stored at 1/seg_factor of the size
+        self.seg_factor = seg_factor  # the label map is stored at 1/seg_factor of the size (None: chosen per image)
+        self.label_budget_bpp = label_budget_bpp
         # the learned enhancement layer (--residual learned): a name, a path or a model; loaded when needed
         self._enhance_arg = enhance
         self._enhance_model: enhance.EnhanceModel | None = None
@@ -289,27 +293,20 @@ class Codec:
             return self._to_uint8(x)[:h, :w]
 
     # ------------------------------------------------------------------ Algorithm 1: encoder
-    def _seg_layer(self, x: np.ndarray) -> tuple[Layer, np.ndarray]:
-        """The base layer, and the label map the decoder will have."""
+    def _seg_layer(self, x: np.ndarray) -> tuple[Layer, np.ndarray, int]:
+        """The base layer, the label map the decoder will have, and its storage factor."""
         h, w = x.shape[:2]
-        seg_codec = codecs.get("jxl")
         s = self.segmenter.segment(x)  # s <- SegNet(x)
         if s.shape != (h, w):
             raise DsslicInputError(f"segmenter gave a {s.shape} map for a {w}x{h} image")
-        f = self.seg_factor
-        s_stored = s[f // 2 :: f, f // 2 :: f] if f > 1 else s
-        if s_stored.shape != (-(-h // f), -(-w // f)):  # the last row/column when the size is not a multiple
-            s_stored = _pad_to(s, f)[f // 2 :: f, f // 2 :: f]
-        if (s_stored == s_stored.flat[0]).all():
-            seg_codec = codecs.get("const")
-        s_layer = Layer(LayerKind.SEG, seg_codec.id, seg_codec.encode(np.ascontiguousarray(s_stored)))
-        return s_layer, _upscale_labels(s_stored, f, h, w)
+        f, s_stored, s_layer = self._store_labels(s)
+        return s_layer, _upscale_labels(s_stored, f, h, w), f
 
-    def _base_layers(self, x: np.ndarray, seg: tuple[Layer, np.ndarray], compact: str, q_c: int | None
+    def _base_layers(self, x: np.ndarray, seg: tuple[Layer, np.ndarray, int], compact: str, q_c: int | None
                      ) -> tuple[Header, np.ndarray, np.ndarray]:
         """Base and first enhancement layers, and x' computed from their decoded content."""
         h, w = x.shape[:2]
-        s_layer, s = seg
+        s_layer, s, f = seg
         c_codec = codecs.get(COMPACT_CODECS[compact])
         x_pad = _pad_to(x, self.alpha)
         s_pad = _pad_to(s, self.alpha)
@@ -321,9 +318,23 @@ class Codec:
         header = Header(
             width=w, height=h, alpha=self.alpha, model_id=self.model.model_id,
             segmenter_id=self.segmenter.id, num_labels=self.segmenter.num_labels,
-            seg_factor=self.seg_factor, layers=[s_layer, c_layer],
+            seg_factor=f, layers=[s_layer, c_layer],
         )
         return header, x_coarse, c8
+
+    def _store_labels(self, s: np.ndarray) -> tuple[int, np.ndarray, Layer]:
+        """The base layer: the map at 1/seg_factor. A label-free model's map is side information (search, ROI):
+        with ``seg_factor=None`` it is stored at the finest of 1/4, 1/8, 1/16 that fits ``label_budget_bpp`` (a map the
+        user gives, a uniform one, or one the model reads: at full resolution)."""
+        factors = ([self.seg_factor] if self.seg_factor is not None else
+                   [1] if self.model.num_labels or self.segmenter.exact or (s == s.flat[0]).all()
+                   else list(AUTO_SEG_FACTORS))
+        for f in factors:
+            s_stored = np.ascontiguousarray(_pad_to(s, f)[f // 2 :: f, f // 2 :: f])
+            layer = seg_layer(s_stored)
+            if 8 * len(layer.data) <= self.label_budget_bpp * s.size:
+                break
+        return f, s_stored, layer
 
     def _residual(self, x: np.ndarray, x_coarse: np.ndarray, bits: int) -> tuple[np.ndarray, int, int]:
         """r = x - x' mapped to samples of ``bits`` bits: min/max-rescaled (the paper) or at a fixed offset."""
@@ -332,7 +343,7 @@ class Codec:
         if self.residual_coding.mapping == "fixed":  # r/2 + 128 at 8 bits, r + 512 at 10
             step = 2 if bits == 8 else 1
             lo = -step * (1 << (bits - 1))
-            lo, hi = lo, lo + step * top
+            hi = lo + step * top
         else:
             lo, hi = int(r.min()), int(r.max())
         dtype = np.uint8 if bits == 8 else np.uint16
@@ -453,11 +464,14 @@ class Codec:
 
     def reconstruct(self, hd: Header, lay: DecodedLayers, layers: Layers = "full") -> np.ndarray:
         """The decoder's network part, from a parsed header and its decoded layers."""
-        from . import segnet
+        from . import labelspace
 
-        if layers == "seg":
-            pal = self.segmenter.palette if self.segmenter.id == hd.segmenter_id else None
-            return segnet.colorize(lay.s, pal)
+        if layers == "seg":  # rendered in the palette of the file's own label space, whatever segmenter is held
+            ls = labelspace.by_id(hd.segmenter_id)
+            if ls is None:
+                warnings.warn(f"unknown label space {hd.segmenter_id.hex()}: the map is shown in a generic palette",
+                              stacklevel=2)
+            return labelspace.colorize(lay.s, ls.palette if ls is not None else None)
         self._check_model(hd)
         x_coarse = self.recnet(_pad_to(lay.s, self.alpha), lay.c8)[: hd.height, : hd.width]  # x' <- RecNet(s, c)
         if layers == "coarse" or (lay.r8 is None and lay.learned is None):
@@ -478,7 +492,7 @@ class Codec:
 
 def info(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> dict:
     """What a file holds, without running any network: sizes, model, labels present, layers, rate."""
-    from . import registry, segnet
+    from . import labelspace, registry
 
     hd = bitstream.parse(data, max_pixels)
     layers = []
@@ -488,16 +502,20 @@ def info(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> dict:
                        "bytes": len(layer.data), "bpp": 8 * len(layer.data) / (hd.width * hd.height)})
     s = decode_layers(hd, "seg").s  # the base layer alone, with the same checks as decoding
     model = registry.name_for_id(hd.model_id)
-    names = segnet.class_names_for_id(hd.segmenter_id)
-    present = sorted(int(v) for v in np.unique(s))
+    space = labelspace.by_id(hd.segmenter_id)
+    names = list(space.class_names) if space is not None else None
+    ids, counts = np.unique(s, return_counts=True)  # area share of every class present
+    present = [int(v) for v in ids]
     n = hd.width * hd.height
     header_bytes = len(data) - sum(len(la.data) for la in hd.layers)
     return {
         "width": hd.width, "height": hd.height, "alpha": hd.alpha,
         "model_id": hd.model_id.hex(), "model": model,
-        "segmenter_id": hd.segmenter_id.hex(), "num_labels": hd.num_labels,
+        "segmenter_id": hd.segmenter_id.hex(), "label_space": space.name if space is not None else None,
+        "num_labels": hd.num_labels,
         "labels_present": present,
         "label_names_present": [names[i] for i in present if i < len(names)] if names else None,
+        "label_areas": {(names[i] if names and i < len(names) else str(i)): float(k) / s.size for i, k in zip(ids, counts)},
         "residual_range": [hd.res_min, hd.res_max],
         "header_bytes": header_bytes, "layers": layers, "bytes": len(data),
         "bpp": 8 * len(data) / n, "bpp_per_channel": 8 * len(data) / n / 3,

@@ -23,21 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import DsslicInputError
+from . import labelspace
+from .labelspace import colorize, default_palette, label_space_id  # noqa: F401  (re-exported)
 from .registry import WEIGHTS_DIR
-
-
-def default_palette(n: int) -> np.ndarray:
-    """A deterministic, well-spread palette (the PASCAL VOC bit-interleaving scheme)."""
-    pal = np.zeros((max(n, 1), 3), np.uint8)
-    for i in range(n):
-        c, r, g, b = i, 0, 0, 0
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        pal[i] = (r, g, b)
-    return pal
 
 
 class Segmenter(ABC):
@@ -45,6 +33,7 @@ class Segmenter(ABC):
 
     name: str
     class_names: list[str]
+    exact: bool = False  # a map given by the user: stored at full resolution, never subsampled
 
     @property
     def num_labels(self) -> int:
@@ -52,7 +41,8 @@ class Segmenter(ABC):
 
     @property
     def palette(self) -> np.ndarray:
-        return default_palette(self.num_labels)
+        ls = labelspace.by_id(self.id)
+        return ls.palette if ls is not None else default_palette(self.num_labels)
 
     @property
     def id(self) -> bytes:
@@ -79,10 +69,6 @@ class Segmenter(ABC):
         """uint8 (H, W, 3) -> (H, W) uint8 or uint16 label map with values < num_labels."""
 
 
-def label_space_id(class_names: list[str]) -> bytes:
-    return hashlib.sha256("\n".join(class_names).encode()).digest()[:4]
-
-
 class NoSegmenter(Segmenter):
     """The paper's noSeg: every pixel gets label 0. Costs 2 bytes in the file."""
 
@@ -97,8 +83,15 @@ class FileSegmenter(Segmenter):
     """Labels supplied by the user: a label-map PNG (values are class ids) or an array."""
 
     name = "file"
+    exact = True
 
-    def __init__(self, labels: str | os.PathLike | np.ndarray, class_names: list[str] | None = None) -> None:
+    def __init__(self, labels: str | os.PathLike | np.ndarray, class_names: list[str] | None = None,
+                 label_space: str | None = None) -> None:
+        if label_space is not None:
+            ls = labelspace.by_name(label_space)
+            if ls is None:
+                raise DsslicInputError(f"unknown label space {label_space!r}; known: {', '.join(labelspace.names())}")
+            class_names = list(ls.class_names)
         if isinstance(labels, np.ndarray):
             arr = labels
         else:
@@ -121,7 +114,8 @@ class FileSegmenter(Segmenter):
         n = int(self.labels.max(initial=0)) + 1
         self.class_names = class_names or [f"class{i}" for i in range(n)]
         if n > len(self.class_names):
-            raise DsslicInputError(f"label map has id {n - 1} but only {len(self.class_names)} classes")
+            raise DsslicInputError(f"label map has id {n - 1} but its label space has only {len(self.class_names)} "
+                                   "classes")
 
     def segment(self, image: np.ndarray) -> np.ndarray:
         if image.shape[:2] != self.labels.shape:
@@ -137,11 +131,8 @@ class FileSegmenter(Segmenter):
 # (long side ``work_size``) and upsamples the logits, which is what makes it fast on a CPU.
 # ----------------------------------------------------------------------------------------------
 
-CAMVID11 = ["sky", "building", "pole", "road", "pavement", "tree", "signsymbol", "fence", "car", "pedestrian",
-            "bicyclist"]
-CAMVID11_PALETTE = np.array([[128, 128, 128], [128, 0, 0], [192, 192, 128], [128, 64, 128], [60, 40, 222],
-                             [128, 128, 0], [192, 128, 128], [64, 64, 128], [64, 0, 128], [64, 64, 0],
-                             [0, 128, 192]], np.uint8)
+CAMVID11 = list(labelspace.CAMVID11.class_names)
+CAMVID11_PALETTE = labelspace.CAMVID11.palette
 
 
 def _cbr(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -200,7 +191,7 @@ class NetSegmenter(Segmenter):
 
     @property
     def palette(self) -> np.ndarray:
-        return self._palette if self._palette is not None else default_palette(self.num_labels)
+        return self._palette if self._palette is not None else super().palette
 
     @classmethod
     def load(cls, path: str | os.PathLike, **kw) -> "NetSegmenter":
@@ -297,13 +288,17 @@ class TorchvisionSegmenter(Segmenter):
 
 def class_names_for_id(segmenter_id: bytes) -> list[str] | None:
     """Class names of a label space named in a file, if it is one this installation knows."""
-    for names in (NoSegmenter.class_names, CAMVID11):
-        if label_space_id(names) == segmenter_id:
-            return list(names)
-    return None
+    ls = labelspace.by_id(segmenter_id)
+    return list(ls.class_names) if ls is not None else None
 
 
 _SEGMENTERS = {"none": NoSegmenter}
+
+
+def default_name() -> str:
+    """The segmenter for general photos when it ships (``photo``), else ``none``: the base layer of every file
+    that a label-free model writes, and the default of ``dsslic segment``."""
+    return "photo" if (WEIGHTS_DIR / "photo.seg.safetensors").is_file() else "none"
 
 
 def available() -> list[str]:
@@ -348,10 +343,3 @@ def render_legend(rgb: np.ndarray, labels: np.ndarray, seg: "Segmenter") -> np.n
         d.rectangle([x0, y0, x0 + 12, y0 + 12], fill=tuple(int(v) for v in seg.palette[i]), outline=(0, 0, 0))
         d.text((x0 + 16, y0), seg.class_names[i][:18], fill=(0, 0, 0))
     return np.asarray(canvas)
-
-
-def colorize(labels: np.ndarray, palette: np.ndarray | None = None) -> np.ndarray:
-    """Label map -> uint8 RGB rendering (ids beyond the palette wrap around)."""
-    n = int(labels.max(initial=0)) + 1
-    pal = palette if palette is not None and len(palette) >= n else default_palette(max(n, 1))
-    return pal[labels]
