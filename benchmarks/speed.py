@@ -106,7 +106,7 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "dsslic.cli", "compress", "-q", src, "-o", mid, "--qp", str(a.qp), *model],
                        check=True)
         t_cli_enc = time.perf_counter() - t0
-        subprocess.run([sys.executable, "-m", "dsslic.cli", "decompress", mid, "-o", dst], check=True)
+        subprocess.run([sys.executable, "-m", "dsslic.cli", "decompress", mid, "-o", dst, *model], check=True)
         t_cli = time.perf_counter() - t0
 
     dev = torch.cuda.get_device_name() if codec.device.type == "cuda" else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
