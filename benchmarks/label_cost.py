@@ -72,13 +72,16 @@ def segmenter_cost(a) -> str:
     from tqdm import tqdm
 
     from dsslic import segnet
-    from dsslic.codec import seg_layer
+    from dsslic.codec import AUTO_SEG_FACTORS, LABEL_BUDGET_BPP, seg_layer
     from dsslic.imageio import IMAGE_EXTS
 
     seg = segnet.get(a.segmenter)
     files = sorted(p for p in Path(a.images).iterdir() if p.suffix.lower() in IMAGE_EXTS)
     factors = [int(v) for v in a.factors.split(",")]
     rows = {f: {"bpp": [], "jxl": [], "own": [], "won": 0, "kept": []} for f in factors}
+    auto = {"bpp": [], "kept": [], "factors": []}  # the default rule (dsslic.codec.Codec._store_labels)
+    if not set(AUTO_SEG_FACTORS) <= set(factors):
+        raise SystemExit(f"--factors must include {AUTO_SEG_FACTORS} to score the default rule")
     for p in tqdm(files, file=sys.stderr):
         lab = seg.segment(np.asarray(Image.open(p).convert("RGB")))
         n = lab.size
@@ -92,6 +95,12 @@ def segmenter_cost(a) -> str:
             r["won"] += layer.codec_id == codecs.get("labelmap").id
             back = s[np.arange(lab.shape[0]) // f][:, np.arange(lab.shape[1]) // f]
             r["kept"].append(float((back == lab).mean()))
+        for f in AUTO_SEG_FACTORS:
+            if rows[f]["bpp"][-1] <= LABEL_BUDGET_BPP or f == AUTO_SEG_FACTORS[-1]:
+                break
+        auto["bpp"].append(rows[f]["bpp"][-1])
+        auto["kept"].append(rows[f]["kept"][-1])
+        auto["factors"].append(f)
     lines = [f"Base layer of {len(files)} images of {a.images} segmented by `{a.segmenter}`; bits per image pixel "
              "(means over images); labels kept = share of pixels whose stored label equals the full-resolution one.",
              "", "| stored at | base layer as coded (bpp) | JPEG XL lossless e9 (bpp) | own label-map coder (bpp) | "
@@ -99,6 +108,10 @@ def segmenter_cost(a) -> str:
     for f, r in rows.items():
         lines.append(f"| 1/{f} | **{np.mean(r['bpp']):.4f}** | {np.mean(r['jxl']):.4f} | {np.mean(r['own']):.4f} | "
                      f"{r['won']}/{len(files)} | {100 * np.mean(r['kept']):.2f}% |")
+    share = ", ".join(f"1/{f}: {auto['factors'].count(f)}" for f in AUTO_SEG_FACTORS)
+    lines.append(f"| **default rule** (finest of {'/'.join('1/' + str(f) for f in AUTO_SEG_FACTORS)} within "
+                 f"{LABEL_BUDGET_BPP} bpp; {share}) | **{np.mean(auto['bpp']):.4f}** | | | | "
+                 f"{100 * np.mean(auto['kept']):.2f}% |")
     return "\n".join(lines)
 
 

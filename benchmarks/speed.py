@@ -103,7 +103,7 @@ def main() -> None:
             Image.fromarray(x).save(src)
         model = ["--model", a.model] if a.model else []
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "dsslic.cli", "compress", "-q", src, "-o", mid, "--qp", str(a.qp), *model],
+        subprocess.run([sys.executable, "-m", "dsslic.cli", "compress", "--quiet", src, "-o", mid, "--qp", str(a.qp), *model],
                        check=True)
         t_cli_enc = time.perf_counter() - t0
         subprocess.run([sys.executable, "-m", "dsslic.cli", "decompress", mid, "-o", dst, *model], check=True)

@@ -1,28 +1,41 @@
 """Fuzz the .dsslic parser and decoder for as long as asked; report inputs tried and escapes.
 
-    python fuzz/fuzz_decode.py --seconds 600 [--seed 0]
+    python fuzz/fuzz_decode.py --seconds 600 [--seed 0] [--mode bytes|structured|both]
 
-Seeds are real files (several sizes, each residual codec, with and without a label map). Each input
-is a seed mutated by bit flips, byte sets, cuts, splices of another seed, and header edits with a
-recomputed header CRC (so the checks behind the CRC are reached). An *escape* is any outcome other
-than a decoded image of the declared size or a DsslicFormatError; a *slow* input takes over 2 s.
+Seeds are real files (several sizes, each residual codec, with and without a label map). ``bytes``
+inputs are a seed mutated by bit flips, byte sets, cuts, splices of another seed, and header edits with a
+recomputed header CRC (so the checks behind the CRC are reached). ``structured`` inputs keep the
+container and every CRC valid and lie inside the payloads instead (``attacks.mutate_structured``: stream
+header bits, boundary bytes, cuts, a stream twice, JPEG XL re-boxed into ``jxlp`` boxes, another file's
+stream, another allowed codec id, header fields); ``both`` alternates. An *escape* is any outcome other
+than a decoded image of the declared size or a DsslicFormatError; a *slow* input takes over 2 s; an input
+*over the memory bound* raised the process's peak resident set (reset before each input through
+/proc/self/clear_refs) by more than docs/ROBUSTNESS.md's bound, BOUND_MB + BYTES_PER_PIXEL x (W+64)(H+64)
+of the header that ``parse`` accepted (0 pixels when it refused the file).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import resource
 import time
 import traceback
 import zlib
 
+import sys
+from pathlib import Path
+
 import numpy as np
 
-from dsslic import bitstream
-from dsslic.codec import Codec
-from dsslic.errors import DsslicFormatError
-from dsslic.segnet import FileSegmenter
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import attacks  # noqa: E402
+
+from dsslic import bitstream  # noqa: E402
+from dsslic.codec import Codec  # noqa: E402
+from dsslic.errors import DsslicFormatError  # noqa: E402
+from dsslic.segnet import FileSegmenter  # noqa: E402
 
 
 def seeds(codec: Codec) -> list[bytes]:
@@ -81,19 +94,54 @@ def mutate(rnd: random.Random, pool: list[bytes]) -> bytes:
     return bytes(buf)
 
 
+BOUND_MB, BYTES_PER_PIXEL = 64, 24  # docs/ROBUSTNESS.md; tests/test_hostile.py checks the same under RLIMIT_AS
+
+
+class _Peak:
+    """This process's resident set and peak (VmRSS, VmHWM), and a reset of the peak through Linux's clear_refs "5";
+    files kept open so that a measurement costs two reads and a write, not three opens."""
+
+    def __init__(self) -> None:
+        try:
+            self.status = os.open("/proc/self/status", os.O_RDONLY)
+            self.clear = os.open("/proc/self/clear_refs", os.O_WRONLY)
+            self.ok = True
+        except OSError:
+            self.ok = False
+
+    def _mb(self, key: bytes) -> float:
+        text = os.pread(self.status, 8192, 0)
+        i = text.index(key) + len(key)
+        return int(text[i : text.index(b"kB", i)]) / 1024
+
+    def reset(self) -> float:
+        """Reset the peak; return the resident set now (MB)."""
+        os.write(self.clear, b"5")
+        return self._mb(b"VmRSS:")
+
+    def peak(self) -> float:
+        return self._mb(b"VmHWM:")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--mode", choices=["bytes", "structured", "both"], default="both")
     a = ap.parse_args()
     codec = Codec("plain", max_pixels=4_000_000)
     pool = seeds(codec)
+    spool = attacks.seed_files()
     rnd = random.Random(a.seed)
-    n = decoded = rejected = escapes = slow = 0
+    mem = _Peak()
+    n = decoded = rejected = escapes = slow = over = 0
+    worst = 0.0  # the largest peak growth seen, as a fraction of the bound
     t_end = time.time() + a.seconds
     while time.time() < t_end:
-        data = mutate(rnd, pool)
+        structured = a.mode == "structured" or (a.mode == "both" and n % 2)
+        data = attacks.mutate_structured(rnd, spool) if structured else mutate(rnd, pool)
         n += 1
+        rss0 = mem.reset() if mem.ok else 0.0
         t = time.time()
         try:
             img = codec.decode(data)
@@ -108,9 +156,21 @@ def main() -> None:
         if time.time() - t > 2:
             slow += 1
             print(f"SLOW input {n}: {time.time() - t:.1f} s")
+        if mem.ok:
+            try:
+                hd = bitstream.parse(data, codec.max_pixels)
+                px = bitstream.working_pixels(hd.width, hd.height)
+            except DsslicFormatError:
+                px = 0
+            grew, bound = mem.peak() - rss0, BOUND_MB + BYTES_PER_PIXEL * px / 2**20
+            worst = max(worst, grew / bound)
+            if grew > bound:
+                over += 1
+                print(f"OVER THE MEMORY BOUND on input {n}: {grew:.0f} MB for {px} working pixels (bound {bound:.0f})")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"inputs tried: {n}; decoded: {decoded}; rejected with DsslicFormatError: {rejected}; "
-          f"escapes: {escapes}; slower than 2 s: {slow}; peak RSS {peak:.0f} MB; {a.seconds:.0f} s, seed {a.seed}")
+          f"escapes: {escapes}; slower than 2 s: {slow}; over the memory bound: {over} (largest growth "
+          f"{100 * worst:.0f}% of its bound); peak RSS {peak:.0f} MB; {a.seconds:.0f} s, seed {a.seed}, mode {a.mode}")
 
 
 if __name__ == "__main__":

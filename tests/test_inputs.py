@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import imagecodecs
 import numpy as np
 import pytest
 from conftest import synthetic
@@ -19,7 +20,7 @@ from dsslic.cli import main
 
 def _roundtrip(tmp_path: Path, src: Path, capsys) -> tuple[int, str, np.ndarray | None]:
     out, png = tmp_path / "o.dsslic", tmp_path / "o.png"
-    rc = main(["compress", str(src), "-o", str(out), "--force", "-q"])
+    rc = main(["compress", str(src), "-o", str(out), "--force", "--quiet"])
     err = capsys.readouterr().err
     if rc != 0:
         assert not out.exists()
@@ -50,6 +51,7 @@ CASES = {
     "palette_transparent.png": (
         lambda p: Image.fromarray(x).convert("P", palette=Image.ADAPTIVE).save(p, transparency=0), "alpha"),
     "deep16.png": (lambda p: Image.fromarray(x[..., 0].astype(np.uint16) * 257).save(p), "16-bit"),
+    "deep16rgb.png": (lambda p: p.write_bytes(imagecodecs.png_encode(x.astype(np.uint16) * 257)), "16-bit"),
     "cmyk.jpg": (lambda p: Image.fromarray(x).convert("CMYK").save(p, quality=95), "CMYK"),
     "anim.gif": (lambda p: Image.fromarray(x).save(
         p, save_all=True, append_images=[Image.fromarray(255 - x)], duration=100), "frames"),
@@ -102,7 +104,7 @@ def test_kill_9_mid_batch_then_resume(tmp_path):
     src.mkdir()
     for i in range(8):
         Image.fromarray(synthetic(128, 160, seed=i)).save(src / f"im{i}.png")  # 0.3 s each: the kill lands mid-batch
-    cmd = [sys.executable, "-m", "dsslic.cli", "compress", str(src), "-o", str(out), "-q", "--qp", "20", "--model", "plain"]
+    cmd = [sys.executable, "-m", "dsslic.cli", "compress", str(src), "-o", str(out), "--quiet", "--qp", "20", "--model", "plain"]
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and len(list(out.glob("*.dsslic"))) < 2:
@@ -118,3 +120,68 @@ def test_kill_9_mid_batch_then_resume(tmp_path):
     assert main(cmd[3:]) == 0  # the re-run (in-process: the kill above is what needs a real process)
     assert len(list(out.glob("*.dsslic"))) == 8
     assert not list(out.glob(".*.part"))
+
+
+def test_load_image_never_touches_pillows_bomb_guard(tmp_path):
+    """Limits are per call: Pillow's global guard is never switched off, even for a moment (issue 13.6)."""
+    import threading
+
+    from dsslic.imageio import load_image
+
+    p = tmp_path / "big.png"
+    Image.fromarray(synthetic(600, 800)).save(p, compress_level=1)
+    seen, stop = set(), threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            seen.add(Image.MAX_IMAGE_PIXELS)
+
+    t = threading.Thread(target=watch)
+    t.start()
+    try:
+        for _ in range(10):
+            load_image(p)
+    finally:
+        stop.set()
+        t.join()
+    assert seen == {Image.MAX_IMAGE_PIXELS} and Image.MAX_IMAGE_PIXELS is not None
+    # our limit decides, not Pillow's: an image over Pillow's guard but under ours loads, and ours refuses
+    from dsslic.errors import DsslicInputError
+
+    old = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = 1000
+    try:
+        assert load_image(p).shape == (600, 800, 3)
+        assert Image.MAX_IMAGE_PIXELS == 1000
+        with pytest.raises(DsslicInputError, match="over the limit"):
+            load_image(p, max_pixels=600 * 800 - 1)
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+
+
+def test_multipage_tiff_does_not_count_its_pages(tmp_path, monkeypatch, capsys):
+    """Counting a TIFF's IFDs is quadratic (50k pages: 48 s); is_animated is enough for the warning (13.10)."""
+    from PIL import TiffImagePlugin
+
+    p = tmp_path / "pages.tif"
+    pages = [Image.fromarray(synthetic(16, 16, i)) for i in range(3)]
+    pages[0].save(p, save_all=True, append_images=pages[1:])
+
+    def no_count(self):
+        raise AssertionError("n_frames walks every IFD")
+
+    monkeypatch.setattr(TiffImagePlugin.TiffImageFile, "n_frames", property(no_count))
+    rc, err, y = _roundtrip(tmp_path, p, capsys)
+    assert rc == 0 and y.shape == (16, 16, 3), err
+    assert "frames" in err and "first" in err
+
+
+def test_stdin_image_and_bytes():
+    import io
+
+    from dsslic.imageio import load_image
+
+    buf = io.BytesIO()
+    Image.fromarray(x).save(buf, "PNG")
+    assert np.array_equal(load_image(buf.getvalue()), x)
+    assert np.array_equal(load_image(io.BytesIO(buf.getvalue())), x)

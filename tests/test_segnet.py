@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import numpy as np
 import pytest
 import torch
@@ -191,7 +192,8 @@ def test_fingerprint_follows_weights_id_follows_label_space():
     b = segnet.NetSegmenter("camvid11", segnet.SegNetLite(11, 8), list(segnet.CAMVID11))
     assert a.id == b.id  # files stay decodable when the segmenter is retrained
     assert a.fingerprint != b.fingerprint  # but cached results that depend on its maps do not carry over
-    assert a.fingerprint == a.fingerprint
+    same = segnet.NetSegmenter("camvid11", copy.deepcopy(a.net), list(segnet.CAMVID11))
+    assert same.fingerprint == a.fingerprint  # the same weights in another object: the same fingerprint
     assert segnet.NoSegmenter().fingerprint == "none"
 
 

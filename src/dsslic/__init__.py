@@ -42,8 +42,15 @@ def compress(image: Any, *, model: str | None = None, residual: str = "hevc", qu
 
 
 def decompress(data: bytes, *, layers: str = "full", model: str | None = None, device: str = "cpu") -> Any:
-    """Decode ``.dsslic`` bytes to a uint8 HxWx3 numpy array (``layers``: seg, coarse or full)."""
-    if model is None and layers != "seg":
+    """Decode ``.dsslic`` bytes to a uint8 HxWx3 numpy array (``layers``: seg, coarse or full; seg runs no network
+    and does not import torch)."""
+    if layers == "seg":
+        from . import bitstream
+        from .codec import decode_layers, render_labels
+
+        hd = bitstream.parse(data)
+        return render_labels(hd, decode_layers(hd, "seg").s)
+    if model is None:
         from . import bitstream, registry
 
         model = registry.name_for_id(bitstream.parse(data).model_id)

@@ -27,6 +27,16 @@ LAYER_CODECS = {
         "learned"},
 }
 VERSION = 2  # written; version 1 (one global residual range, no layer parameters) is still read
+#: the most any decoder step pads a side by (x265's 32-pixel minimum and FFmpeg's 64-pixel coding blocks, the
+#: networks' multiples of alpha, the learned layer's multiples of 64): every array a decoder makes is at most
+#: working_pixels(W, H) pixels, which parse() bounds by 2 * max(max_pixels, working_pixels(PAD, PAD))
+PAD = 64
+
+
+def working_pixels(width: int, height: int) -> int:
+    """Pixels of the largest array decoding a WxH file can make: (W + PAD) x (H + PAD)."""
+    return (width + PAD) * (height + PAD)
+
 _MAX_VARINT_BYTES = 5  # 35 bits: far above any size the limits admit
 
 
@@ -268,6 +278,10 @@ def parse(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Header:
 
     # The header is intact: now check that what it says is possible.
     check_size(width, height, max_pixels, DsslicFormatError, "header claims")
+    if max_pixels is not None and working_pixels(width, height) > 2 * max(max_pixels, working_pixels(PAD, PAD)):
+        raise DsslicFormatError(
+            f"header claims {width}x{height}: so thin that decoding it pads to {working_pixels(width, height) / 1e6:.1f}"
+            f" megapixels, over twice the limit of {max_pixels / 1e6:.1f} (raise it with max_pixels / --max-pixels)")
     if alpha < 1 or seg_factor < 1:
         raise DsslicFormatError("header has a zero scale factor")
     h = Header(width, height, alpha, model_id, segmenter_id, num_labels, seg_factor)

@@ -1,12 +1,14 @@
-"""The ``dsslic`` command: compress, decompress, info, eval.
+"""The ``dsslic`` command: compress, decompress, info, segment, eval, train.
 
-Exit codes: 0 success, 2 bad input or bad file (one line on stderr, no output file left behind),
-1 internal error.
+Exit codes: 0 success; 2 bad input, bad file, bad argument or a path that cannot be written (one line on
+stderr, no output file left behind, inputs untouched); 3 the disk (or quota) is full; 1 an internal error
+or another system error. ``-`` as an input reads stdin, ``-o -`` writes stdout.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -17,76 +19,179 @@ from . import distributed
 from .errors import DsslicError, DsslicInputError
 from .imageio import IMAGE_EXTS
 
+STDIO = "-"
+
 
 def _warning(message, category, filename, lineno, file=None, line=None) -> None:
     print(f"dsslic: warning: {message}", file=sys.stderr)
 
 
 def _read(path: str) -> bytes:
+    if path == STDIO:
+        return sys.stdin.buffer.read()
     p = Path(path)
     if not p.is_file():
         raise DsslicInputError(f"{path}: no such file")
     return p.read_bytes()
 
 
-def _check_writable(out: Path, force: bool) -> None:
-    if out.exists() and not force:
-        raise DsslicInputError(f"{out}: already exists (use --force to overwrite)")
+def _write(out: str | Path, data: bytes) -> None:
+    """The output, whole or not at all: stdout for ``-``, else through a temporary file and a rename."""
+    if str(out) == STDIO:
+        try:
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        except OSError as e:
+            _drop_stdout()
+            raise OSError(e.errno, e.strerror, "stdout") from None
+        return
+    from .fileutil import atomic_write
+
+    atomic_write(out, data)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _check_output(out: str | Path, inputs: list[Path], force: bool) -> None:
+    """Refuse, before any work, an output that is an input (also through a symlink or hard link, whatever the
+    flags), that exists without --force, or that cannot be written (missing or read-only folder, long name)."""
+    if str(out) == STDIO:
+        return
+    from .fileutil import check_writable
+
+    out = Path(out)
+    for i in inputs:
+        if str(i) != STDIO and _same_file(i, out):
+            raise DsslicInputError(f"{out}: is the input {i}; an input is never overwritten")
     if out.is_dir():
         raise DsslicInputError(f"{out}: is a directory")
+    if (out.exists() or out.is_symlink()) and not force:
+        raise DsslicInputError(f"{out}: already exists (use --force to overwrite)")
     if not out.parent.is_dir():
         raise DsslicInputError(f"{out.parent}: no such directory")
+    check_writable(out)
+
+
+def _check_writable(out: str | Path, force: bool) -> None:
+    """An output of a command that reads no file of the user's (see :func:`_check_output`)."""
+    _check_output(out, [], force)
+
+
+def _check_folder(folder: Path) -> None:
+    """A batch's output folder, or the nearest folder above it that exists, must take new files."""
+    from .fileutil import check_writable
+
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise DsslicInputError(f"{folder}: not a directory")
+    check_writable(folder / "probe.dsslic")
 
 
 def _jobs(inputs: list[str], out: str) -> tuple[list[tuple[Path, Path]], bool]:
-    """(input, output) pairs, and whether this is a batch (OUT is a directory)."""
+    """(input, output) pairs, and whether this is a batch (OUT is a directory).
+
+    A folder's images keep their path below it; files given one by one keep theirs below the folder
+    they have in common. Two inputs that would map to one output are refused before anything is done."""
+    if STDIO in inputs:
+        if len(inputs) > 1:
+            raise DsslicInputError("- (stdin) must be the only input")
+        if out != STDIO and (out.endswith(os.sep) or Path(out).is_dir()):
+            raise DsslicInputError("an image read from stdin needs -o FILE or -o -")
+        return [(Path(STDIO), Path(out))], False
     paths = [Path(p) for p in inputs]
     for p in paths:
         if not p.exists():
             raise DsslicInputError(f"{p}: no such file or directory")
-    batch = len(paths) > 1 or paths[0].is_dir() or out.endswith(os.sep) or Path(out).is_dir()
+    batch = len(paths) > 1 or paths[0].is_dir() or out.endswith(os.sep) or (out != STDIO and Path(out).is_dir())
     if not batch:
         return [(paths[0], Path(out))], False
+    if out == STDIO:
+        raise DsslicInputError("several images cannot all go to stdout (-o -); give an output folder")
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
         raise DsslicInputError(f"{out_dir}: not a directory (several inputs need an output directory)")
-    pairs = []
+    files = [p for p in paths if not p.is_dir()]
+    base = Path(os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in files])) if files else None
+    pairs, seen, by_dst = [], set(), {}
     for p in paths:
-        if p.is_dir():
-            for f in sorted(p.rglob("*")):
-                if f.is_file() and f.suffix.lower() in IMAGE_EXTS:
-                    pairs.append((f, out_dir / f.relative_to(p).with_suffix(".dsslic")))
-        else:
-            pairs.append((p, out_dir / p.with_suffix(".dsslic").name))
+        found = ([(f, f.relative_to(p)) for f in sorted(p.rglob("*")) if f.is_file() and f.suffix.lower() in IMAGE_EXTS]
+                 if p.is_dir() else [(p, Path(os.path.abspath(p)).relative_to(base))])
+        for f, rel in found:
+            key = os.path.realpath(f)
+            if key in seen:  # the same file named twice (itself and through its folder)
+                continue
+            seen.add(key)
+            dst = out_dir / rel.with_suffix(".dsslic")
+            if dst in by_dst:
+                raise DsslicInputError(f"{by_dst[dst]} and {f} would both be written to {dst}; "
+                                       "rename one or compress them separately")
+            by_dst[dst] = f
+            pairs.append((f, dst))
     if not pairs:
         raise DsslicInputError("no images found in the input")
     return pairs, True
 
 
-def cmd_compress(a: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from .codec import Codec
-    from .fileutil import atomic_write
+def _quality(a: argparse.Namespace) -> int | None:
+    """The residual's quality from -q/--quality or --qp, checked against its codec's range (no torch needed)."""
+    from . import codecs
 
     if a.qp is not None and a.residual != "hevc":
-        raise DsslicInputError("--qp is the HEVC setting; use --quality for other residual codecs")
+        raise DsslicInputError("--qp is the HEVC setting; use -q/--quality for other residual codecs")
     quality = a.qp if a.qp is not None else a.quality
-    if a.target_bpp is not None and (a.target_bpp <= 0 or quality is not None):
-        raise DsslicInputError("--target-bpp must be positive and cannot be combined with --qp/--quality")
+    if a.target_bpp is not None:
+        if a.target_bpp <= 0:
+            raise DsslicInputError("--target-bpp must be positive")
+        if quality is not None:
+            raise DsslicInputError("--target-bpp searches the quality; it cannot be combined with -q/--qp")
+        if a.residual == "none":
+            raise DsslicInputError("--target-bpp sets the residual's quality; with --residual none there is none")
+    if quality is not None:
+        if a.residual in ("none", "learned"):
+            raise DsslicInputError(f"--residual {a.residual} has no quality setting")
+        codecs.get(codecs.RESIDUAL_CODECS[a.residual]).check_quality(quality)
+    return quality
+
+
+def _check_limits(a: argparse.Namespace) -> None:
+    if a.max_pixels is not None and a.max_pixels < 1:
+        raise DsslicInputError("--max-pixels must be at least 1")
+
+
+def cmd_compress(a: argparse.Namespace) -> int:
+    _check_limits(a)
+    quality = _quality(a)
     pairs, batch = _jobs(a.inputs, a.output)
+    to_stdout = not batch and str(pairs[0][1]) == STDIO
     if batch:
-        Path(a.output).mkdir(parents=True, exist_ok=True)
+        inputs = {(st.st_dev, st.st_ino) for st in (os.stat(i) for i, _ in pairs)}
+        for i, o in pairs:
+            if o.exists() and (os.stat(o).st_dev, os.stat(o).st_ino) in inputs:
+                raise DsslicInputError(f"{o}: is an input; an input is never overwritten")
+        _check_folder(Path(a.output))
         todo = [(i, o) for i, o in pairs if a.force or not o.exists()]
         if len(todo) < len(pairs):
             print(f"dsslic: skipping {len(pairs) - len(todo)} already compressed (use --force to redo)", file=sys.stderr)
+        Path(a.output).mkdir(parents=True, exist_ok=True)
     else:
-        _check_writable(pairs[0][1], a.force)
+        _check_output(pairs[0][1], [pairs[0][0]], a.force)
         todo = pairs
+    image = _read(STDIO) if str(pairs[0][0]) == STDIO else None
     if a.workers or a.scheduler:  # Dask: local worker processes or a cluster (dsslic.distributed)
+        if image is not None:
+            raise DsslicInputError("--workers/--scheduler take files, not stdin")
         return distributed.cli_batch(a, todo, "compress", residual=a.residual, quality=quality,
                                      target_bpp=a.target_bpp, verify=a.verify)
+    from tqdm import tqdm
+
     from . import segnet
+    from .codec import Codec
 
     segmenter = segnet.get(a.segmenter, device=a.device) if a.segmenter else None
     if a.labels:
@@ -96,12 +201,12 @@ def cmd_compress(a: argparse.Namespace) -> int:
     bar = tqdm(todo, unit="img", disable=not batch or a.quiet, file=sys.stderr)
     for src, dst in bar:
         try:
-            res = codec.encode(src, residual=a.residual, quality=quality, target_bpp=a.target_bpp, verify=a.verify,
+            res = codec.encode(src if image is None else image, residual=a.residual, quality=quality,
+                               target_bpp=a.target_bpp, verify=a.verify,
                                compact=a.compact_codec, compact_q=a.compact_quality)
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            for stale in dst.parent.glob(f".{dst.name}.*.part"):  # left by a run killed mid-write
-                stale.unlink(missing_ok=True)
-            atomic_write(dst, res.data)
+            if batch:
+                dst.parent.mkdir(parents=True, exist_ok=True)
+            _write(dst, res.data)
         except DsslicError as e:
             if not batch:
                 raise
@@ -111,51 +216,82 @@ def cmd_compress(a: argparse.Namespace) -> int:
         if not a.quiet:
             q = f" q={res.quality}" if res.quality is not None else ""
             p = f", PSNR {res.psnr:.2f} dB" if res.psnr is not None else ""
-            tqdm.write(f"{dst}: {len(res.data)} bytes, {res.bpp:.4f} bpp{q}{p}", file=sys.stderr if batch else sys.stdout)
+            tqdm.write(f"{dst}: {len(res.data)} bytes, {res.bpp:.4f} bpp{q}{p}",
+                       file=sys.stderr if batch or to_stdout else sys.stdout)
     if failed:
         print(f"dsslic: error: {failed} of {len(todo)} images failed", file=sys.stderr)
         return 2
     return 0
 
 
+def _warn_constant_labels(hd) -> None:
+    """``--layers seg`` of a file whose label map is one value: a flat image, said in words."""
+    from . import codecs, labelspace
+    from .bitstream import LayerKind
+    from .registry import WEIGHTS_DIR
+
+    if hd.layer(LayerKind.SEG).codec_id != codecs.get("const").id:
+        return
+    ls = labelspace.by_id(hd.segmenter_id)
+    if ls is None or ls.id == labelspace.NONE.id:
+        names = sorted(p.name[: -len(".seg.safetensors")] for p in WEIGHTS_DIR.glob("*.seg.safetensors"))
+        warnings.warn("this file stores no label map (constant); compress with --segmenter "
+                      f"{'|'.join(names) or 'NAME'} (or --labels MAP.png) to store one")
+    else:
+        warnings.warn(f"the label map is one value everywhere (label space {ls.name})")
+
+
 def cmd_decompress(a: argparse.Namespace) -> int:
     from . import bitstream
+    from .imageio import encode_image, output_format, save_image
 
+    _check_limits(a)
+    out = a.output
+    try:
+        output_format(".png" if out == STDIO else Path(out).suffix, a.lossy_output_quality)
+    except DsslicInputError as e:
+        raise DsslicInputError(f"{out}: {e}") from None
+    _check_output(out, [Path(a.input)], a.force)
     data = _read(a.input)
-    out = Path(a.output)
-    _check_writable(out, a.force)
     if a.workers or a.scheduler:
-        return distributed.cli_batch(a, [(Path(a.input), out)], "decompress", layers=a.layers)
+        if STDIO in (a.input, out) or a.lossy_output_quality is not None or a.layers == "seg":
+            raise DsslicInputError("--workers/--scheduler write lossless files: not with -, "
+                                   "--lossy-output-quality or --layers seg")
+        return distributed.cli_batch(a, [(Path(a.input), Path(out))], "decompress", layers=a.layers)
     hd = bitstream.parse(data, a.max_pixels)  # a bad file fails here or in its layers, before torch is imported
-    from .codec import Codec, decode_layers
+    from .codec import decode_layers, render_labels
 
     lay = decode_layers(hd, a.layers)
+    if a.layers == "seg":  # the base layer alone: no network, no torch
+        _warn_constant_labels(hd)
+        img = render_labels(hd, lay.s)
+    else:
+        from . import registry
 
-    from . import registry
-    from .imageio import save_image
-
-    model = a.model
-    if model is None and a.layers != "seg":
-        model = registry.name_for_id(hd.model_id)  # torch is not imported to refuse an unknown model
+        model = a.model
         if model is None:
-            raise DsslicInputError(
-                f"{a.input}: made with model id {hd.model_id.hex()}, which this installation does not have "
-                f"(installed: {', '.join(registry.available())}); pass --model PATH.safetensors"
-            )
-    codec = Codec(model=model or "plain", device=a.device, max_pixels=a.max_pixels, enhance=a.enhance)
-    img = codec.reconstruct(hd, lay, a.layers)
-    save_image(out, img)
+            model = registry.name_for_id(hd.model_id)  # torch is not imported to refuse an unknown model
+            if model is None:
+                raise DsslicInputError(
+                    f"{a.input}: made with model id {hd.model_id.hex()}, which this installation does not have "
+                    f"(installed: {', '.join(registry.available())}); pass --model PATH.safetensors"
+                )
+        from .codec import Codec
+
+        codec = Codec(model=model, device=a.device, max_pixels=a.max_pixels, enhance=a.enhance)
+        img = codec.reconstruct(hd, lay, a.layers)
+    if out == STDIO:
+        _write(out, encode_image(img, ".png"))
+    else:
+        save_image(out, img, a.lossy_output_quality)
     return 0
 
 
 def cmd_info(a: argparse.Namespace) -> int:
-    from . import bitstream
+    from .codec import info  # torch-free: headers and the base layer only
 
-    data = _read(a.input)
-    bitstream.parse(data, a.max_pixels)  # a bad file fails here, before torch is imported
-    from .codec import info
-
-    d = info(data, a.max_pixels)
+    _check_limits(a)
+    d = info(_read(a.input), a.max_pixels)
     if a.json:
         print(json.dumps(d, indent=2))
         return 0
@@ -185,7 +321,7 @@ def cmd_segment(a: argparse.Namespace) -> int:
     if a.input is None or a.output is None:
         raise DsslicInputError("segment needs IN and -o MAP.png (or --classes)")
     out = Path(a.output)
-    _check_writable(out, a.force)
+    _check_output(out, [Path(a.input)], a.force)
     x = load_image(a.input, a.max_pixels)
     labels = seg.segment(x)
     import io
@@ -212,69 +348,99 @@ _LAZY = {"eval": ("dsslic.evaluation.cli", "rate-distortion curves against class
          "train-enhance": ("dsslic.enhancetrain", "train the learned enhancement layer (--residual learned)")}
 
 
+def _quality_help() -> str:
+    """One knob for every residual codec: each one's scale and default, from the codecs themselves."""
+    from .codecs import RESIDUAL_CODECS, get
+
+    parts = []
+    for name, cid in RESIDUAL_CODECS.items():
+        c = get(cid)
+        if c.default_quality is None or c.quality_range == (0, 0):
+            continue
+        lo, hi = c.quality_range
+        way = "higher is better" if c.higher_is_better else "lower is better"
+        unit = {"hevc": "QP", "jpeg2000": "compression ratio"}.get(name, "quality")
+        parts.append(f"{name}: {unit} {lo}-{hi}, default {c.default_quality}, {way}")
+    return "residual quality, on the residual codec's own scale (" + "; ".join(parts) + ")"
+
+
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     from . import __version__
     from .codecs import RESIDUAL_CODECS
-    from .imageio import DEFAULT_MAX_PIXELS
+    from .imageio import DEFAULT_MAX_PIXELS, LOSSLESS_OUTPUTS
 
-    p = argparse.ArgumentParser(prog="dsslic", description="DSSLIC layered image compression")
+    p = argparse.ArgumentParser(prog="dsslic", description="DSSLIC layered image compression",
+                                epilog="exit codes: 0 success; 2 bad input, file, argument or output path; "
+                                       "3 disk full; 1 internal error")
     p.add_argument("--version", action="version", version=f"dsslic {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+    limits = argparse.ArgumentParser(add_help=False)
+    limits.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                         help="refuse images larger than this many pixels (default 100 megapixels)")
-    common.add_argument("--device", default="cpu", help="cpu or cuda")
+    common = argparse.ArgumentParser(add_help=False, parents=[limits])
+    common.add_argument("--device", default="cpu", help="where the networks run: cpu (default) or cuda")
+    model_help = ("a shipped model's name (general, plain, ...) or a path: only an argument that ends in "
+                  ".safetensors or contains a path separator is read as a file, a name is never looked up "
+                  "outside the installed weights")
 
     c = sub.add_parser("compress", parents=[common], help="image(s) -> .dsslic")
-    c.add_argument("inputs", nargs="+", metavar="IN", help="image files or directories")
-    c.add_argument("-o", "--output", required=True, metavar="OUT", help="output file, or directory for several inputs")
+    c.add_argument("inputs", nargs="+", metavar="IN", help="image files or directories; - reads one image from stdin")
+    c.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="output file, directory for several inputs (sub-folders mirrored), or - for stdout")
     g = c.add_mutually_exclusive_group()
-    g.add_argument("--qp", type=int, help="HEVC residual QP, 0-51, lower is better (default 29)")
-    g.add_argument("--quality", type=int, help="residual codec's native quality setting")
-    c.add_argument("--target-bpp", type=float, help="search the residual setting for this many bits per pixel")
-    c.add_argument("--residual", default="hevc", choices=[*RESIDUAL_CODECS, "none"], help="second enhancement layer codec")
+    g.add_argument("-q", "--quality", type=int, help=_quality_help())
+    g.add_argument("--qp", type=int, help="alias of -q for the HEVC residual: QP 0-51, lower is better (default 29)")
+    c.add_argument("--target-bpp", type=float,
+                   help="search the residual's quality for the whole file to come closest under this many bits "
+                        "per pixel (not with -q, nor with --residual none)")
+    c.add_argument("--residual", default="hevc", choices=[*RESIDUAL_CODECS, "none"],
+                   help="second enhancement layer codec (default hevc; none: the coarse layers only)")
+    c.add_argument("--model", help=f"{model_help} (default: the shipped default)")
     c.add_argument("--compact-codec", choices=["hevc", "avif", "jxl", "jxl-lossless"],
                    help="codec of the compact image c (default hevc, chosen jointly with the residual; "
                         "jxl-lossless = the paper's configuration)")
     c.add_argument("--compact-quality", type=int, help="c's quality setting (default: the joint rule)")
-    c.add_argument("--model", help="model name or .safetensors path (default: the shipped default)")
     c.add_argument("--enhance", metavar="NAME|PATH", help="learned enhancement model for --residual learned")
     c.add_argument("--labels", metavar="MAP.png", help="use this label map as the base layer (the 'file' segmenter)")
     c.add_argument("--label-space", metavar="NAME", help="with --labels: the label space its ids belong to (photo, "
                                                           "camvid11; default: numbered classes)")
     c.add_argument("--segmenter", help="segmenter for the base layer (default: photo for label-free models, else the "
                                        "model's own): photo, camvid11, none, hf:DIR, ...")
-    c.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    c.add_argument("--force", action="store_true", help="overwrite existing outputs (never an input)")
     c.add_argument("--verify", action="store_true", help="decode each output and check it against the encoder")
-    c.add_argument("-q", "--quiet", action="store_true")
+    c.add_argument("--quiet", action="store_true", help="no progress bar and no per-file line")
     distributed.add_arguments(c)
     c.set_defaults(func=cmd_compress)
 
     d = sub.add_parser("decompress", parents=[common], help=".dsslic -> image")
-    d.add_argument("input", metavar="IN.dsslic")
-    d.add_argument("-o", "--output", required=True, metavar="OUT.png")
+    d.add_argument("input", metavar="IN.dsslic", help="a .dsslic file, or - for stdin")
+    d.add_argument("-o", "--output", required=True, metavar="OUT.png",
+                   help=f"the image: {', '.join(sorted(LOSSLESS_OUTPUTS))} are written losslessly; .jpg and "
+                        ".avif (or lossy .webp) only with --lossy-output-quality; - writes PNG to stdout")
+    d.add_argument("--lossy-output-quality", type=int, metavar="Q",
+                   help="write a lossy format (.jpg, .avif, .webp) at this quality, 1-100")
     d.add_argument("--layers", default="full", choices=["seg", "coarse", "full"],
                    help="seg: the label map in colour; coarse: x' without residual; full: the image")
-    d.add_argument("--model", help="model to decode with (default: the one named in the file)")
+    d.add_argument("--model", help=f"model to decode with: {model_help} (default: the one the file names)")
     d.add_argument("--enhance", metavar="NAME|PATH", help="learned enhancement model (default: the shipped one the file names)")
-    d.add_argument("--force", action="store_true")
+    d.add_argument("--force", action="store_true", help="overwrite an existing output (never the input)")
     distributed.add_arguments(d)
     d.set_defaults(func=cmd_decompress)
 
-    i = sub.add_parser("info", parents=[common], help="describe a .dsslic file")
-    i.add_argument("input", metavar="IN.dsslic")
-    i.add_argument("--json", action="store_true")
+    i = sub.add_parser("info", parents=[limits], help="describe a .dsslic file (no network, no torch)")
+    i.add_argument("input", metavar="IN.dsslic", help="a .dsslic file, or - for stdin")
+    i.add_argument("--json", action="store_true", help="print the description as JSON")
     i.set_defaults(func=cmd_info)
 
     sg = sub.add_parser("segment", parents=[common], help="image -> label map (the base layer's content)")
-    sg.add_argument("input", metavar="IN", nargs="?")
-    sg.add_argument("-o", "--output", metavar="MAP.png")
+    sg.add_argument("input", metavar="IN", nargs="?", help="an image file")
+    sg.add_argument("-o", "--output", metavar="MAP.png", help="the label map (PNG of ids, or --color)")
     sg.add_argument("--segmenter", help="photo (the default: general photos), camvid11 (street scenes), none, "
                                         "file:MAP.png, hf:DIR, torchvision:PTH, or a .seg.safetensors path")
     sg.add_argument("--classes", action="store_true", help="print the segmenter's class names, one per line, in id order")
     sg.add_argument("--color", action="store_true", help="write a colour rendering with a legend instead of raw ids")
-    sg.add_argument("--force", action="store_true")
+    sg.add_argument("--force", action="store_true", help="overwrite an existing output (never the input)")
     sg.set_defaults(func=cmd_segment)
 
     import importlib
@@ -286,6 +452,20 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         else:
             sub.add_parser(name, help=help_)
     return p
+
+
+_PATH_ERRNOS = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM, errno.EROFS,
+                errno.ENAMETOOLONG, errno.ELOOP, errno.EEXIST, errno.EXDEV, errno.ENXIO, errno.ETXTBSY}
+
+
+def _drop_stdout() -> None:
+    """After a failed write to stdout, keep Python from failing (and printing) again when it flushes at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -301,6 +481,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 1
+    except OSError as e:  # the system said no: say what, once (exit 2 for a path, 3 for a full disk)
+        from .fileutil import is_no_space
+
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"dsslic: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 3 if is_no_space(e) else 2 if e.errno in _PATH_ERRNOS else 1
     except Exception as e:  # a bug: still one line, with a way to see more
         if os.environ.get("DSSLIC_DEBUG"):
             raise

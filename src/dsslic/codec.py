@@ -110,10 +110,22 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _upscale_labels(s: np.ndarray, f: int, h: int, w: int) -> np.ndarray:
-    """Nearest-neighbour upscaling of a label map stored at 1/f of the size."""
+    """Nearest-neighbour upscaling of a label map stored at 1/f of the size, indexed straight to (h, w): nothing
+    larger than the output is made, whatever f is."""
     if f == 1:
         return s
-    return np.repeat(np.repeat(s, f, axis=0), f, axis=1)[:h, :w]
+    return np.take(np.take(s, np.arange(h) // f, axis=0), np.arange(w) // f, axis=1)
+
+
+def render_labels(hd: Header, s: np.ndarray) -> np.ndarray:
+    """The label map in colour, in the palette of the file's own label space (no network: torch-free)."""
+    from . import labelspace
+
+    ls = labelspace.by_id(hd.segmenter_id)
+    if ls is None:
+        warnings.warn(f"unknown label space {hd.segmenter_id.hex()}: the map is shown in a generic palette",
+                      stacklevel=2)
+    return labelspace.colorize(s, ls.palette if ls is not None else None)
 
 
 def seg_layer(s_stored: np.ndarray) -> Layer:
@@ -142,9 +154,12 @@ def _decode_layer(hd: Header, kind: LayerKind, shape: tuple[int, ...]) -> np.nda
     assert layer is not None  # parse() checked that the codec exists and fits this layer
     arr = codecs.by_id(layer.codec_id).decode(layer.data, shape)
     bits = layer.param("bits") if kind == LayerKind.RESIDUAL else 8
-    if kind != LayerKind.SEG and (arr.dtype != (np.uint8 if bits == 8 else np.uint16)
-                                  or (bits > 8 and int(arr.max(initial=0)) >> bits)):
-        raise DsslicFormatError(f"{kind.name.lower()} layer decodes to {arr.dtype}, expected {bits}-bit samples")
+    sample = np.uint8 if bits == 8 else np.uint16
+    allowed = (np.uint8, np.uint16) if kind == LayerKind.SEG else (sample,)
+    if (arr.dtype not in allowed or arr.shape != tuple(shape)  # float or NaN label maps, 16-bit images, ...
+            or (kind == LayerKind.RESIDUAL and bits > 8 and int(arr.max(initial=0)) >> bits)):
+        raise DsslicFormatError(f"{kind.name.lower()} layer decodes to {arr.dtype} {arr.shape}, expected "
+                                f"{' or '.join(np.dtype(t).name for t in allowed)} {tuple(shape)} ({bits}-bit samples)")
     return arr
 
 
@@ -287,10 +302,16 @@ class Codec:
         h, w = s_pad.shape[:2]
         s_pad = _pad_min(s_pad, self.model.min_size)
         c8 = _pad_min(c8, self.model.min_size // self.alpha)
-        with torch.inference_mode():
-            s, c = self._label_tensor(s_pad), self._img_tensor(c8)
-            x = self._tiled(self.model.reconstruct, [s, c], [1, self.alpha], 1, s_pad.shape[:2])
-            return self._to_uint8(x)[:h, :w]
+
+        def run(s: torch.Tensor | None, c: torch.Tensor) -> torch.Tensor:  # one tile, rounded to 8 bits there
+            x = self.model.reconstruct(None if s is None else s.long(), c)
+            return (x.clamp(0, 1) * 255).round().to(torch.uint8)
+
+        with torch.inference_mode():  # labels and output stay 8-bit at full size: float only inside a tile
+            s = None if not self.model.num_labels else torch.from_numpy(
+                s_pad if s_pad.dtype == np.uint8 else s_pad.astype(np.int32)).to(self.device)[None]
+            x = self._tiled(run, [s, self._img_tensor(c8)], [1, self.alpha], 1, s_pad.shape[:2])
+            return x[0].permute(1, 2, 0).cpu().numpy()[:h, :w]
 
     # ------------------------------------------------------------------ Algorithm 1: encoder
     def _seg_layer(self, x: np.ndarray) -> tuple[Layer, np.ndarray, int]:
@@ -354,8 +375,12 @@ class Codec:
 
     @staticmethod
     def _add_residual(x_coarse: np.ndarray, rn: np.ndarray, lo: int, hi: int, bits: int = 8) -> np.ndarray:
-        r = rn.astype(np.float32) * ((hi - lo) / float((1 << bits) - 1)) + lo
-        return np.clip(np.rint(x_coarse.astype(np.float32) + r), 0, 255).astype(np.uint8)
+        out = np.empty(rn.shape, np.uint8)
+        scale = (hi - lo) / float((1 << bits) - 1)
+        for y in range(0, rn.shape[0], 256):  # in bands of rows: float temporaries for 256 rows, not the image
+            r = rn[y : y + 256].astype(np.float32) * scale + lo
+            out[y : y + 256] = np.clip(np.rint(x_coarse[y : y + 256].astype(np.float32) + r), 0, 255)
+        return out
 
     def _residual_codec(self, residual: str) -> codecs.LayerCodec:
         return self.residual_coding.hevc() if residual == "hevc" else codecs.get(codecs.RESIDUAL_CODECS[residual])
@@ -379,6 +404,8 @@ class Codec:
         learned residual, whose models were trained on it) at ``compact_q``, or else at the quality the joint
         rule :func:`compact_quality` gives for the residual's setting.
         """
+        if target_bpp is not None and residual == "none":
+            raise DsslicInputError("--target-bpp sets the residual's quality; with --residual none there is none to set")
         x = load_image(image, self.max_pixels)
         h, w = x.shape[:2]
         compact = compact or ("jxl-lossless" if residual == "learned" else DEFAULT_COMPACT)
@@ -408,8 +435,7 @@ class Codec:
                 payload = rc.encode(rn, q)
                 hd.layers.append(Layer(LayerKind.RESIDUAL, rc.id, payload, rc.check_quality(q),
                                        {"range": (lo, hi), "bits": bits}))
-                if verify or target_bpp is None:
-                    x_hat = self._add_residual(x_coarse, rc.decode(payload, rn.shape), lo, hi, bits)
+                x_hat = self._add_residual(x_coarse, rc.decode(payload, rn.shape), lo, hi, bits)  # the decoder's image
             data = bitstream.serialize(hd)
             sizes = {k.kind.name.lower(): len(k.data) for k in hd.layers}
             return EncodeResult(data, w, h, sizes, q, q_c, psnr(x, x_coarse), psnr(x, x_hat))
@@ -464,14 +490,8 @@ class Codec:
 
     def reconstruct(self, hd: Header, lay: DecodedLayers, layers: Layers = "full") -> np.ndarray:
         """The decoder's network part, from a parsed header and its decoded layers."""
-        from . import labelspace
-
-        if layers == "seg":  # rendered in the palette of the file's own label space, whatever segmenter is held
-            ls = labelspace.by_id(hd.segmenter_id)
-            if ls is None:
-                warnings.warn(f"unknown label space {hd.segmenter_id.hex()}: the map is shown in a generic palette",
-                              stacklevel=2)
-            return labelspace.colorize(lay.s, ls.palette if ls is not None else None)
+        if layers == "seg":
+            return render_labels(hd, lay.s)
         self._check_model(hd)
         x_coarse = self.recnet(_pad_to(lay.s, self.alpha), lay.c8)[: hd.height, : hd.width]  # x' <- RecNet(s, c)
         if layers == "coarse" or (lay.r8 is None and lay.learned is None):

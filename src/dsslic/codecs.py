@@ -86,15 +86,19 @@ def rgb_to_ycbcr(rgb: np.ndarray, bits: int = 8) -> np.ndarray:
 
 
 def ycbcr_to_rgb(ycc: np.ndarray, bits: int = 8) -> np.ndarray:
-    """3xHxW full-range YCbCr planes of ``bits`` bits -> HxWx3 RGB (uint8, or uint16 above 8)."""
-    y, cb, cr = (p.astype(np.float32) for p in ycc)
-    cb -= float(1 << (bits - 1))
-    cr -= float(1 << (bits - 1))
-    r = y + 1.402 * cr
-    g = y - 0.344136 * cb - 0.714136 * cr
-    b = y + 1.772 * cb
-    out = np.clip(np.rint(np.stack([r, g, b], axis=-1)), 0, (1 << bits) - 1)
-    return out.astype(np.uint8 if bits == 8 else np.uint16)
+    """3xHxW full-range YCbCr planes of ``bits`` bits -> HxWx3 RGB (uint8, or uint16 above 8; in bands of rows:
+    float only for a band)."""
+    top, mid = (1 << bits) - 1, float(1 << (bits - 1))
+    out = np.empty((*ycc.shape[1:], 3), np.uint8 if bits == 8 else np.uint16)
+    for i in range(0, ycc.shape[1], 256):
+        y, cb, cr = (p.astype(np.float32) for p in ycc[:, i : i + 256])
+        cb -= mid
+        cr -= mid
+        r = y + 1.402 * cr
+        g = y - 0.344136 * cb - 0.714136 * cr
+        b = y + 1.772 * cb
+        out[i : i + 256] = np.clip(np.rint(np.stack([r, g, b], axis=-1)), 0, top)
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -133,56 +137,111 @@ class _BitReader:
         for i in range(n):
             byte = self.pos >> 3
             if byte >= len(self.data):
-                raise DsslicFormatError("JPEG XL stream ends inside its size header")
+                raise DsslicFormatError("JPEG XL stream ends inside its headers")
             v |= ((self.data[byte] >> (self.pos & 7)) & 1) << i
             self.pos += 1
         return v
 
 
 _JXL_CONTAINER = b"\x00\x00\x00\x0cJXL \r\n\x87\n"
+_JXL_HEAD_BYTES = 128  # enough for the SizeHeader and ImageMetadata up to the number of extra channels
 
 
-def _jxl_codestream_start(data: bytes) -> bytes:
-    """The first bytes of the codestream: the data itself, or inside the ISO container's jxlc/jxlp box."""
+def _jxl_codestream_start(data: bytes, n: int = _JXL_HEAD_BYTES) -> bytes:
+    """The first ``n`` bytes of the codestream: the data itself, or the payloads of the ISO container's
+    ``jxlc`` box or ``jxlp`` boxes joined (box headers and each ``jxlp``'s 4-byte index left out), as
+    libjxl reads them."""
     if data[:2] == b"\xff\x0a":
-        return data
+        return data[:n]
     if not data.startswith(_JXL_CONTAINER):
         raise DsslicFormatError("layer is not a JPEG XL stream")
-    pos = len(_JXL_CONTAINER)
-    while pos + 8 <= len(data):
+    pos, out = len(_JXL_CONTAINER), b""
+    while pos + 8 <= len(data) and len(out) < n:
         size, box = int.from_bytes(data[pos : pos + 4], "big"), data[pos + 4 : pos + 8]
         head = 8
         if size == 1:  # 64-bit size
             size, head = int.from_bytes(data[pos + 8 : pos + 16], "big"), 16
-        if box == b"jxlc":
-            return data[pos + head :]
-        if box == b"jxlp":
-            return data[pos + head + 4 :]
+        elif size == 0:  # the box runs to the end of the file
+            size = len(data) - pos
         if size < head:
             break
+        body = data[pos + head : pos + size]
+        if box == b"jxlc":
+            return (out + body)[:n]
+        if box == b"jxlp":
+            if len(body) < 4:
+                break
+            out += body[4:]
         pos += size
-    raise DsslicFormatError("JPEG XL container holds no codestream")
+    if not out:
+        raise DsslicFormatError("JPEG XL container holds no codestream")
+    return out[:n]
+
+
+@dataclass
+class JxlHeader:
+    """What a JPEG XL codestream's headers declare, read without decoding it."""
+
+    width: int
+    height: int
+    animated: bool = False
+    float_samples: bool = False
+    bits: int = 8
+    extra_channels: int = 0
+
+
+def jxl_header(data: bytes) -> JxlHeader:
+    """Parse the SizeHeader and ImageMetadata (up to the extra channel count) of a JPEG XL stream."""
+    cs = _jxl_codestream_start(data)
+    if cs[:2] != b"\xff\x0a":
+        raise DsslicFormatError("layer is not a JPEG XL codestream")
+    br = _BitReader(cs[2:])
+
+    def u32(*dist: tuple[int, int]) -> int:  # U32(): a 2-bit selector, then (bits, offset)
+        bits, offset = dist[br.u(2)]
+        return br.u(bits) + offset
+
+    def size(div8_read, read) -> tuple[int, int]:  # SizeHeader / PreviewHeader: (width, height)
+        div8 = br.u(1)
+        get = (lambda: div8_read() * 8) if div8 else read
+        h = get()
+        ratio = br.u(3)
+        if ratio:
+            num, den = ((1, 1), (12, 10), (4, 3), (3, 2), (16, 9), (5, 4), (2, 1))[ratio - 1]
+            return h * num // den, h
+        return get(), h
+
+    def image_size() -> tuple[int, int]:
+        return size(lambda: br.u(5) + 1, lambda: u32((9, 1), (13, 1), (18, 1), (30, 1)))
+
+    w, h = image_size()
+    hd = JxlHeader(w, h)
+    if br.u(1):  # ImageMetadata all_default: 8-bit, no extra channels, no animation
+        return hd
+    if br.u(1):  # extra_fields
+        br.u(3)  # orientation
+        if br.u(1):  # intrinsic size
+            image_size()
+        if br.u(1):  # preview
+            size(lambda: u32((0, 16), (0, 32), (5, 1), (9, 33)), lambda: u32((6, 1), (8, 65), (10, 321), (12, 1345)))
+        hd.animated = bool(br.u(1))
+        if hd.animated:
+            return hd
+    hd.float_samples = bool(br.u(1))
+    if hd.float_samples:
+        hd.bits = u32((0, 32), (0, 16), (0, 24), (6, 1))
+        br.u(4)
+    else:
+        hd.bits = u32((0, 8), (0, 10), (0, 12), (6, 1))
+    br.u(1)  # modular_16_bit_buffer_sufficient
+    hd.extra_channels = u32((0, 0), (0, 1), (4, 2), (12, 1))
+    return hd
 
 
 def jxl_size(data: bytes) -> tuple[int, int]:
     """Width and height a JPEG XL stream declares (its SizeHeader), without decoding it."""
-    data = _jxl_codestream_start(data)
-    if data[:2] != b"\xff\x0a":
-        raise DsslicFormatError("layer is not a JPEG XL codestream")
-    br = _BitReader(data[2:16])
-
-    def u32() -> int:
-        return br.u((9, 13, 18, 30)[br.u(2)]) + 1
-
-    small = br.u(1)
-    height = (br.u(5) + 1) * 8 if small else u32()
-    ratio = br.u(3)
-    if ratio == 0:
-        width = (br.u(5) + 1) * 8 if small else u32()
-    else:
-        num, den = ((1, 1), (12, 10), (4, 3), (3, 2), (16, 9), (5, 4), (2, 1))[ratio - 1]
-        width = height * num // den
-    return width, height
+    hd = jxl_header(data)
+    return hd.width, hd.height
 
 
 class JxlCodec(LayerCodec):
@@ -204,10 +263,16 @@ class JxlCodec(LayerCodec):
     def decode(self, data: bytes, shape: Shape) -> np.ndarray:
         import imagecodecs
 
-        w, h = jxl_size(data)
-        _check_claimed(w, h, shape, self.name)
-        try:
-            arr = imagecodecs.jpegxl_decode(data)
+        hd = jxl_header(data)
+        _check_claimed(hd.width, hd.height, shape, self.name)
+        if hd.animated or hd.float_samples or hd.bits > 16 or hd.extra_channels:
+            what = "an animation" if hd.animated else (
+                f"{hd.bits}-bit {'float' if hd.float_samples else 'integer'} samples" if hd.extra_channels == 0
+                else f"{hd.extra_channels} extra channels")
+            raise DsslicFormatError(f"{self.name} layer holds {what}; dsslic layers are one still image of "
+                                    "8- or 16-bit integers")
+        try:  # index=0: one frame is decoded and allocated, whatever the stream holds after it
+            arr = imagecodecs.jpegxl_decode(data, index=0)
         except Exception as e:
             raise DsslicFormatError(f"{self.name} layer does not decode ({e})") from None
         return _expect(np.asarray(arr), shape, self.name)
@@ -329,10 +394,16 @@ class HevcCodec(LayerCodec):
             # FFmpeg refuses a stream claiming more pixels than this before allocating frames
             # (with room for its alignment of the coded size to 64-pixel coding tree blocks)
             ctx.options = {"max_pixels": str((ph + 64) * (pw + 64)), "threads": "1"}
+            packets = ctx.parse(data) + ctx.parse(None)  # one per picture (access unit): no pixels yet
+            if len(packets) != 1:
+                raise DsslicFormatError(f"{self.name} layer holds {len(packets)} pictures, expected 1")
             frames = []
-            for p in ctx.parse(data) + ctx.parse(None):
+            for p in [*packets, None]:  # None flushes the decoder
                 frames += ctx.decode(p)
-            frames += ctx.decode(None)
+                if len(frames) > 1:  # stop at the second picture, before any more are decoded
+                    raise DsslicFormatError(f"{self.name} layer holds more than one picture")
+        except DsslicFormatError:
+            raise
         except Exception as e:
             if "max_pixels" in str(e):
                 raise DsslicFormatError(
@@ -407,14 +478,37 @@ class _PillowCodec(LayerCodec):
         Image.fromarray(np.ascontiguousarray(img)).save(buf, format=self.format, **self.save_args(q))
         return buf.getvalue()
 
-    def decode(self, data: bytes, shape: Shape) -> np.ndarray:
+    def _open(self, data: bytes):
+        """Open lazily (header only) with this format's Pillow plugin: not through ``Image.open``, whose
+        bomb guard is a process-wide setting; the size is checked against the header (and so against
+        dsslic's own pixel limit) by :meth:`decode`, per call."""
         from PIL import Image
 
+        Image.init()
+        factory, accept = Image.OPEN[self.format]
+        ok = accept(data[:16]) if accept else True
+        if not ok or isinstance(ok, str):
+            raise DsslicFormatError(f"{self.name} layer is not a {self.format} stream")
+        return factory(io.BytesIO(data), None)
+
+    def header_size(self, data: bytes) -> tuple[int, int] | None:
+        """(width, height) from the stream's header, for formats whose decoder allocates when it is opened."""
+        return None
+
+    def decode(self, data: bytes, shape: Shape) -> np.ndarray:
+        modes = ("RGB",) if len(shape) == 3 else ("L", "I;16")
+        size = self.header_size(data)
+        if size is not None:
+            _check_claimed(*size, shape, self.name)
         try:
-            with Image.open(io.BytesIO(data), formats=[self.format]) as im:
+            with self._open(data) as im:
                 _check_claimed(im.width, im.height, shape, self.name)
+                if getattr(im, "n_frames", 1) != 1:
+                    raise DsslicFormatError(f"{self.name} layer holds {im.n_frames} frames, expected 1")
+                if im.mode not in modes:
+                    raise DsslicFormatError(f"{self.name} layer has mode {im.mode}, expected {' or '.join(modes)}")
                 im.load()
-                arr = np.asarray(im.convert("RGB") if len(shape) == 3 else im)
+                arr = np.asarray(im)
         except DsslicFormatError:
             raise
         except Exception as e:
@@ -441,6 +535,20 @@ class WebpCodec(_PillowCodec):
 
     def save_args(self, q: int) -> dict:
         return {"quality": q, "method": 6}
+
+    def header_size(self, data: bytes) -> tuple[int, int]:
+        """libwebp allocates the canvas when the decoder is made: read the size from the first chunk first."""
+        if len(data) < 30 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+            raise DsslicFormatError("webp layer is not a WebP stream")
+        chunk = data[12:16]
+        if chunk == b"VP8 " and data[23:26] == b"\x9d\x01\x2a":  # lossy: 14-bit sizes after the start code
+            return int.from_bytes(data[26:28], "little") & 0x3FFF, int.from_bytes(data[28:30], "little") & 0x3FFF
+        if chunk == b"VP8L" and data[20] == 0x2F:  # lossless: 14-bit (size - 1) fields
+            bits = int.from_bytes(data[21:25], "little")
+            return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+        if chunk == b"VP8X":  # extended: 24-bit (canvas size - 1) fields
+            return int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1
+        raise DsslicFormatError("webp layer has no size header")
 
 
 class JpegCodec(_PillowCodec):

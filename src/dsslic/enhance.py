@@ -282,11 +282,24 @@ class EnhanceModel(nn.Module):
     def _t(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))[None].float() / 255
 
+    def _range_code(self, zq: np.ndarray, idx: np.ndarray, q: np.ndarray) -> bytes:
+        """The range-coded body of a payload: z channel by channel, then y grouped by table (the decoder knows
+        every index before it starts)."""
+        import constriction
+
+        cfg = self.config
+        y_models, z_models = self._models()
+        enc = constriction.stream.queue.RangeEncoder()
+        for ch in range(cfg.nz):
+            enc.encode((zq[ch].ravel() + cfg.z_range).astype(np.int32), z_models[ch])
+        flat_idx, flat_q = idx.ravel(), q.ravel() + cfg.y_range
+        for i in np.unique(flat_idx):
+            enc.encode(flat_q[flat_idx == i].astype(np.int32), y_models[i])
+        return enc.get_compressed().astype("<u4").tobytes()
+
     @torch.inference_mode()
     def compress(self, x: np.ndarray, x_pred: np.ndarray, c8: np.ndarray, tile=None) -> tuple[bytes, np.ndarray]:
         """Code uint8 x (HxWx3) given the prediction x' and the compact image c; returns (payload, x~)."""
-        import constriction
-
         h, w = x.shape[:2]
         from .tiling import pad_to as _pad_to
 
@@ -299,14 +312,7 @@ class EnhanceModel(nn.Module):
         zq = torch.round(z)[0].clamp(-cfg.z_range, cfg.z_range).numpy().astype(np.int64)
         mu, idx = self._entropy_params(zq, cp.transpose(2, 0, 1))
         q = np.clip(np.rint(y[0].double().numpy() - mu), -cfg.y_range, cfg.y_range).astype(np.int64)
-        y_models, z_models = self._models()
-        enc = constriction.stream.queue.RangeEncoder()
-        for ch in range(cfg.nz):  # z, channel by channel
-            enc.encode((zq[ch].ravel() + cfg.z_range).astype(np.int32), z_models[ch])
-        flat_idx, flat_q = idx.ravel(), q.ravel() + cfg.y_range
-        for i in np.unique(flat_idx):  # y, grouped by table (the decoder knows every index before it starts)
-            enc.encode(flat_q[flat_idx == i].astype(np.int32), y_models[i])
-        payload = self.model_id + enc.get_compressed().astype("<u4").tobytes()
+        payload = self.model_id + self._range_code(zq, idx, q)
         x_hat = self._synthesize(q + mu, xpt, run)[:h, :w]
         return payload, x_hat
 
@@ -340,6 +346,11 @@ class EnhanceModel(nn.Module):
         except (ValueError, RuntimeError, OverflowError, AssertionError) as e:  # constriction asserts on bad data
             raise DsslicFormatError(f"learned layer does not decode: {e}") from None
         q = q.reshape(mu.shape) - cfg.y_range
+        # A range decoder reads past its end as zeros and ignores what it does not reach, so a truncated or padded
+        # payload would decode to a wrong image: the body must be exactly the coding of what it decodes to.
+        if self._range_code(zq, idx, q) != body:
+            raise DsslicFormatError("learned layer is not the coding of what it decodes to (truncated, padded or "
+                                    "altered)")
         run = tile or (lambda fn, ins, facs, out_f: fn(*ins))
         return self._synthesize(q + mu, self._t(xp_np), run)[:h, :w]
 
@@ -360,21 +371,17 @@ def shipped() -> list[str]:
 
 def load(name_or_path: str | None) -> EnhanceModel:
     """A shipped enhancement model by name, a path, or (None) the first shipped one."""
-    from pathlib import Path
-
     from .errors import DsslicInputError
-    from .registry import WEIGHTS_DIR
+    from .registry import weights_file
 
     if name_or_path is None:
         if not shipped():
             raise DsslicInputError("no learned enhancement model is installed; pass --enhance WEIGHTS.safetensors "
                                    "(train one with `dsslic train-enhance`)")
         name_or_path = shipped()[0]
-    p = WEIGHTS_DIR / f"enhance-{name_or_path}.safetensors"
-    if p.is_file():
+    p = weights_file(name_or_path, prefix="enhance-")  # a name is shipped; only X.safetensors or a/b is a path
+    if p is not None:
         return EnhanceModel.load(p)
-    if Path(name_or_path).is_file():
-        return EnhanceModel.load(name_or_path)
     raise DsslicInputError(f"unknown enhancement model {name_or_path!r}; shipped: {', '.join(shipped()) or 'none'} "
                            "(or a .safetensors path)")
 

@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +26,7 @@ from torch import nn
 from .compnet import CompNet
 from .errors import DsslicInputError
 from .finenet import FineNet, LeanFineNet, RecNet, upsample
-from .registry import WEIGHTS_DIR, available  # the torch-free part of the registry
+from .registry import available, weights_file  # the torch-free part of the registry
 
 
 class DsslicModel(nn.Module):
@@ -178,11 +177,9 @@ def load(name: str) -> DsslicModel:
     """A model by registry name, or from a path to a ``.safetensors`` file."""
     if name == "plain":
         return PlainModel().eval()
-    path = WEIGHTS_DIR / f"{name}.safetensors"
-    if path.is_file():
+    path = weights_file(name)  # a name is a shipped model; only NAME.safetensors or a/b is a path
+    if path is not None:
         return LearnedModel.load(path)
-    if name.endswith(".safetensors") and Path(name).is_file():
-        return LearnedModel.load(name)
     raise DsslicInputError(f"unknown model {name!r}; available: {', '.join(available())} (or a .safetensors path)")
 
 

@@ -8,11 +8,29 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 from pathlib import Path
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 #: the id of the built-in ``plain`` model (``models.PlainModel.model_id``; a test pins the two together)
 PLAIN_ID = hashlib.sha256(b"plain:bilinear:8:integer-exact").digest()[:4]
+
+
+def is_path(arg: str) -> bool:
+    """A weights argument is a path when it ends in ``.safetensors`` or contains a path separator; anything
+    else is the name of a shipped file, looked up in the weights folder only (``../x`` never escapes it)."""
+    seps = {"/", os.sep} | ({os.altsep} if os.altsep else set())
+    return arg.endswith(".safetensors") or any(c in arg for c in seps)
+
+
+def weights_file(arg: str, prefix: str = "", suffix: str = ".safetensors") -> Path | None:
+    """The file ``arg`` names (see :func:`is_path`): the path itself, or ``WEIGHTS_DIR/PREFIX+NAME+SUFFIX``
+    for a name; None when there is no such file."""
+    p = Path(arg) if is_path(arg) else WEIGHTS_DIR / f"{prefix}{arg}{suffix}"
+    try:
+        return p if p.is_file() else None
+    except (OSError, ValueError):
+        return None
 
 
 def shipped() -> list[str]:

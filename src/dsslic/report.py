@@ -366,18 +366,19 @@ def add_parser(sub) -> None:
 
     p = sub.add_parser("report", help="self-contained HTML report of files, images or an eval run")
     p.add_argument("inputs", nargs="*", metavar="FILE.dsslic|IMAGE")
-    p.add_argument("-o", "--output", required=True, metavar="REPORT.html")
+    p.add_argument("-o", "--output", required=True, metavar="REPORT.html", help="the HTML report to write")
     p.add_argument("--eval", metavar="REPORT_DIR", help="a `dsslic eval --out` folder instead of files")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--qp", type=int, help="HEVC QP for images compressed here")
     g.add_argument("--quality", type=int, help="residual codec's setting for images compressed here")
-    p.add_argument("--residual", default="hevc", choices=[*RESIDUAL_CODECS, "none"])
+    p.add_argument("--residual", default="hevc", choices=[*RESIDUAL_CODECS, "none"],
+                   help="residual codec of the compressions shown (default hevc)")
     p.add_argument("--model", help="model for images (default: the shipped default) or to decode files with")
     p.add_argument("--segmenter", help="segmenter for images compressed here (default: the model's)")
     p.add_argument("--display", choices=["png", "jpeg"], default="png",
                    help="format of the embedded photographic pictures (jpeg: a smaller page; label map and c stay PNG)")
     p.add_argument("--max-side", type=int, help="shrink embedded pictures to this many pixels on the long side")
-    p.add_argument("--force", action="store_true")
+    p.add_argument("--force", action="store_true", help="overwrite an existing report")
     p.set_defaults(func=cmd_report)
 
 

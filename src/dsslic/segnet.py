@@ -25,7 +25,7 @@ from torch import nn
 from .errors import DsslicInputError
 from . import labelspace
 from .labelspace import colorize, default_palette, label_space_id  # noqa: F401  (re-exported)
-from .registry import WEIGHTS_DIR
+from .registry import WEIGHTS_DIR, weights_file
 
 
 class Segmenter(ABC):
@@ -319,11 +319,9 @@ def get(name: str, device: str = "cpu") -> Segmenter:
         return HFSegmenter(arg, device=device)
     if kind == "torchvision" and arg:
         return TorchvisionSegmenter(arg, device=device)
-    path = WEIGHTS_DIR / f"{name}.seg.safetensors"
-    if path.is_file():
+    path = weights_file(name, suffix=".seg.safetensors")  # a name is shipped; only X.safetensors or a/b is a path
+    if path is not None:
         return NetSegmenter.load(path, device=device)
-    if name.endswith(".safetensors") and Path(name).is_file():
-        return NetSegmenter.load(name, device=device)
     raise DsslicInputError(
         f"unknown segmenter {name!r}; available: {', '.join(available())}, file:MAP.png, hf:FOLDER, torchvision:PTH")
 

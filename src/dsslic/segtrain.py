@@ -227,23 +227,24 @@ def scores(conf: np.ndarray) -> dict:
 
 def add_parser(sub) -> None:
     p = sub.add_parser("train-segnet", help="train the SegNetLite segmenter from scratch on labelled images")
-    p.add_argument("--data", action="append", required=True, metavar="DIR")
+    p.add_argument("--data", action="append", required=True, metavar="DIR", help="folder of training images (repeatable, paired with --labels)")
     p.add_argument("--labels", action="append", required=True, metavar="DIR", help="label maps paired by file name")
-    p.add_argument("--out", required=True, metavar="RUN_DIR")
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder: checkpoints, log, exported weights")
     p.add_argument("--source", action="append", metavar="NAME",
                    help=f"per --data folder, how its labels map into a label space: {', '.join(labelspace.SOURCES)} "
                         "(default camvid)")
     p.add_argument("--split", metavar="JSON", help="leave out the 'test' images of this split (tools/splits/photo.json)")
     p.add_argument("--work-size", type=int, default=480, help="long side the network sees at inference")
     p.add_argument("--name", default="camvid11", help="name of the exported segmenter")
-    p.add_argument("--steps", type=int, default=6000)
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--crop", type=int, default=320)
-    p.add_argument("--width", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--steps", type=int, default=6000, help="optimiser steps in all")
+    p.add_argument("--batch", type=int, default=16, help="images per step")
+    p.add_argument("--crop", type=int, default=320, help="training crop size in pixels")
+    p.add_argument("--width", type=int, default=32, help="channels of SegNetLite")
+    p.add_argument("--lr", type=float, default=2e-3, help="learning rate")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                   help="cpu or cuda (default: cuda when available)")
     p.add_argument("--ckpt-every", type=int, default=1000, help="steps between resumable checkpoints")
-    p.add_argument("--resume", action="store_true")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     p.set_defaults(func=cmd_train_segnet)
 
 

@@ -47,9 +47,9 @@ def add_parser(sub) -> None:
     p.add_argument("--data", action="append", required=True, metavar="DIR", help="folder of images (repeatable)")
     p.add_argument("--codecs", default="dsslic,bpg444,bpg444rgb,bpg420,jpeg,jpeg2000,webp,avif,jxl",
                    help=f"comma-separated, from: {','.join(BASELINES)}")
-    p.add_argument("--out", required=True, metavar="REPORT_DIR")
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", required=True, metavar="REPORT_DIR", help="folder for the report, CSV/JSON rows, plots and the cache")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="images coded in parallel (default: the CPU count)")
+    p.add_argument("--device", default="cpu", help="where DSSLIC's networks run: cpu or cuda")
     p.add_argument("--model", help="DSSLIC model (default: the shipped default)")
     p.add_argument("--enhance", action="append", default=[], metavar="WEIGHTS",
                    help="learned enhancement model for dsslic-learned (repeat: one per rate point)")
@@ -58,5 +58,5 @@ def add_parser(sub) -> None:
     p.add_argument("--per-class", action="store_true",
                    help="also the PSNR of each class of the label map the DSSLIC file stores, for every codec")
     p.add_argument("--command-line", help=argparse.SUPPRESS)
-    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_eval)
