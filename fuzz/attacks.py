@@ -27,8 +27,8 @@ def dsslic_file(w: int, h: int, seg: tuple[str, bytes], compact: tuple[str, byte
     layers = [Layer(LayerKind.SEG, codecs.get(seg[0]).id, seg[1]),
               Layer(LayerKind.COMPACT, codecs.get(compact[0]).id, compact[1])]
     if residual is not None:
-        layers.append(Layer(LayerKind.RESIDUAL, codecs.get(residual[0]).id, residual[1]))
-    return bitstream.serialize(Header(w, h, alpha, model_id, b"\0" * 4, num_labels, seg_factor, -8, 8, layers))
+        layers.append(Layer(LayerKind.RESIDUAL, codecs.get(residual[0]).id, residual[1], None, {"range": (-8, 8)}))
+    return bitstream.serialize(Header(w, h, alpha, model_id, b"\0" * 4, num_labels, seg_factor, layers))
 
 
 def uniform_file(w: int, h: int, residual: str = "none", model: str = "plain") -> bytes:
@@ -211,7 +211,8 @@ def mutate_structured(rnd, pool: list[bytes]) -> bytes:
         elif what < 0.75:  # another codec allowed for this layer reads the same bytes
             layer.codec_id = codecs.get(rnd.choice(sorted(bitstream.LAYER_CODECS[layer.kind]))).id
         else:
-            field = rnd.choice(["width", "height", "seg_factor", "num_labels", "res_min", "res_max"])
+            res = ["res_min", "res_max"] if hd.layer(LayerKind.RESIDUAL) is not None else []  # the residual's params
+            field = rnd.choice(["width", "height", "seg_factor", "num_labels", *res])
             v = getattr(hd, field)
             new = rnd.choice([0, 1, v - 1, v + 1, v * 2, v // 2, 255, rnd.randrange(1, 1 << 12)])
             lim = 255 if field == "seg_factor" else (2**15 - 1 if field.startswith("res") else 2**20)

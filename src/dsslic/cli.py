@@ -202,7 +202,8 @@ def cmd_compress(a: argparse.Namespace) -> int:
     for src, dst in bar:
         try:
             res = codec.encode(src if image is None else image, residual=a.residual, quality=quality,
-                               target_bpp=a.target_bpp, verify=a.verify)
+                               target_bpp=a.target_bpp, verify=a.verify,
+                               compact=a.compact_codec, compact_q=a.compact_quality)
             if batch:
                 dst.parent.mkdir(parents=True, exist_ok=True)
             _write(dst, res.data)
@@ -396,6 +397,10 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     c.add_argument("--residual", default="hevc", choices=[*RESIDUAL_CODECS, "none"],
                    help="second enhancement layer codec (default hevc; none: the coarse layers only)")
     c.add_argument("--model", help=f"{model_help} (default: the shipped default)")
+    c.add_argument("--compact-codec", choices=["hevc", "avif", "jxl", "jxl-lossless"],
+                   help="codec of the compact image c (default hevc, chosen jointly with the residual; "
+                        "jxl-lossless = the paper's configuration)")
+    c.add_argument("--compact-quality", type=int, help="c's quality setting (default: the joint rule)")
     c.add_argument("--enhance", metavar="NAME|PATH", help="learned enhancement model for --residual learned")
     c.add_argument("--labels", metavar="MAP.png", help="use this label map as the base layer (the 'file' segmenter)")
     c.add_argument("--label-space", metavar="NAME", help="with --labels: the label space its ids belong to (photo, "

@@ -2,13 +2,14 @@
 
 Encode(x):
     s  <- SegNet(x)                    base layer, lossless
-    c  <- CompNet(x, s)                first enhancement layer, 8-bit, lossless
+    c  <- CompNet(x, s)                first enhancement layer, 8-bit (lossless, or lossy at a quality chosen
+                                       jointly with the residual's)
     x' <- RecNet(decoded s, decoded c) exactly what the decoder will compute
-    r  <- x - x';  r8 <- (r - min) / (max - min) * 255      second enhancement layer, lossy
-Decode(s, c, r8, min, max):
-    x' <- RecNet(s, c);  x~ <- x' + r8 * (max - min) / 255 + min
+    r  <- x - x';  r_n <- (r - lo) / (hi - lo) * (2^bits - 1)     second enhancement layer, lossy
+Decode(s, c, r_n, lo, hi, bits):
+    x' <- RecNet(s, c);  x~ <- x' + r_n * (hi - lo) / (2^bits - 1) + lo
 
-x' is rounded to 8 bits on both sides, so the residual is an integer image and min/max are exact.
+x' is rounded to 8 bits on both sides, so the residual is an integer image and its range is exact.
 """
 
 from __future__ import annotations
@@ -36,6 +37,51 @@ Layers = Literal["seg", "coarse", "full"]
 #: a label-free model's map is stored at the finest of these resolutions whose base layer fits the budget
 AUTO_SEG_FACTORS = (4, 8, 16)
 LABEL_BUDGET_BPP = 0.006
+#: codecs for the compact image c (names as ``--compact-codec`` takes them): the paper's lossless JPEG XL, or
+#: a lossy one (closed loop: x' is computed from the decoded c on both sides)
+COMPACT_CODECS = {"jxl-lossless": "jxl", "hevc": "hevc", "avif": "avif", "jxl": "jxl-lossy"}
+DEFAULT_COMPACT = "hevc"
+#: the joint rule, fitted on training photos (benchmarks/joint_rule.py): an HEVC c at QP = residual QP + K,
+#: the coarse preview (no residual) at COARSE_QP, other residual codecs with c at the rule's value for QP 29
+JOINT_K = 9
+COARSE_QP = 22
+COMPACT_DEFAULTS = {"avif": 80, "jxl": 90}  # lossy c by other codecs, when no quality is given
+
+
+def compact_quality(compact: str, residual: str, quality: int | None) -> int | None:
+    """c's quality from the residual's setting (the joint rule); None for a lossless c."""
+    if compact == "jxl-lossless":
+        return None
+    if compact != "hevc":
+        return COMPACT_DEFAULTS[compact]
+    if residual == "none":
+        return COARSE_QP
+    qp = quality if residual == "hevc" and quality is not None else codecs.get("hevc").default_quality
+    return int(np.clip(qp + JOINT_K, 0, 51))
+
+
+@dataclass(frozen=True)
+class ResidualCoding:
+    """How the residual is mapped to samples and HEVC-coded (encoder choices; the mapping is stored in the file).
+
+    ``mapping``: ``"minmax"`` (the paper: [min, max] of r onto the full sample range) or ``"fixed"`` (r/2 + 128
+    at 8 bits, r + 512 at 10 bits); ``bits``: 8, 10 or 12 (HEVC only); x265 ``tune`` and chroma QP offset.
+    """
+
+    mapping: str = "minmax"
+    bits: int = 10  # measured best (benchmarks/joint_rule.py --sweep residual: -2.7% against 8 bits)
+    tune: str = "ssim"  # at a fixed QP x265's ssim and psnr tunes code identically; "none" (psy-rd) differs
+    chroma_offset: int = 0
+
+    def hevc(self) -> codecs.HevcCodec:
+        from dataclasses import replace
+
+        return replace(codecs.get("hevc"), bits=self.bits, tune=self.tune, cbqpoffs=self.chroma_offset,
+                       crqpoffs=self.chroma_offset)
+
+    @property
+    def tag(self) -> str:
+        return f"{self.mapping}{self.bits}:{self.tune}:{self.chroma_offset:+d}"
 
 
 @dataclass
@@ -47,6 +93,7 @@ class EncodeResult:
     height: int
     layer_bytes: dict[str, int] = field(default_factory=dict)
     quality: int | None = None
+    compact_quality: int | None = None
     psnr_coarse: float | None = None
     psnr: float | None = None
 
@@ -106,10 +153,13 @@ def _decode_layer(hd: Header, kind: LayerKind, shape: tuple[int, ...]) -> np.nda
     layer = hd.layer(kind)
     assert layer is not None  # parse() checked that the codec exists and fits this layer
     arr = codecs.by_id(layer.codec_id).decode(layer.data, shape)
-    allowed = (np.uint8, np.uint16) if kind == LayerKind.SEG else (np.uint8,)
-    if arr.dtype not in allowed or arr.shape != tuple(shape):  # float or NaN label maps, 16-bit images, ...
+    bits = layer.param("bits") if kind == LayerKind.RESIDUAL else 8
+    sample = np.uint8 if bits == 8 else np.uint16
+    allowed = (np.uint8, np.uint16) if kind == LayerKind.SEG else (sample,)
+    if (arr.dtype not in allowed or arr.shape != tuple(shape)  # float or NaN label maps, 16-bit images, ...
+            or (kind == LayerKind.RESIDUAL and bits > 8 and int(arr.max(initial=0)) >> bits)):
         raise DsslicFormatError(f"{kind.name.lower()} layer decodes to {arr.dtype} {arr.shape}, expected "
-                                f"{' or '.join(np.dtype(t).name for t in allowed)} {tuple(shape)}")
+                                f"{' or '.join(np.dtype(t).name for t in allowed)} {tuple(shape)} ({bits}-bit samples)")
     return arr
 
 
@@ -145,6 +195,7 @@ class Codec:
         seg_factor: int | None = None,
         label_budget_bpp: float = LABEL_BUDGET_BPP,
         enhance: str | enhance.EnhanceModel | None = None,
+        residual_coding: ResidualCoding | None = None,
     ) -> None:
         import torch
 
@@ -176,6 +227,13 @@ class Codec:
         # the learned enhancement layer (--residual learned): a name, a path or a model; loaded when needed
         self._enhance_arg = enhance
         self._enhance_model: enhance.EnhanceModel | None = None
+        self.residual_coding = residual_coding or ResidualCoding()
+
+    @property
+    def encoder_tag(self) -> str:
+        """The encoder's choices beyond the model (default c codec, joint rule, residual coding): eval's cache
+        keys on it, so rows made with other choices are not reused."""
+        return f"c={DEFAULT_COMPACT}:K{JOINT_K:+d}:coarse{COARSE_QP}:res={self.residual_coding.tag}"
 
     def enhancer(self, model_id: bytes | None = None) -> enhance.EnhanceModel:
         """The learned enhancement model: the one given (encoding without one: the first shipped), or, decoding
@@ -256,23 +314,27 @@ class Codec:
             return x[0].permute(1, 2, 0).cpu().numpy()[:h, :w]
 
     # ------------------------------------------------------------------ Algorithm 1: encoder
-    def _base_layers(self, x: np.ndarray) -> tuple[Header, np.ndarray, np.ndarray]:
-        """Base and first enhancement layers, and x' computed from their decoded content."""
+    def _seg_layer(self, x: np.ndarray) -> tuple[Layer, np.ndarray, int]:
+        """The base layer, the label map the decoder will have, and its storage factor."""
         h, w = x.shape[:2]
-        c_codec = codecs.get("jxl")
-
         s = self.segmenter.segment(x)  # s <- SegNet(x)
         if s.shape != (h, w):
             raise DsslicInputError(f"segmenter gave a {s.shape} map for a {w}x{h} image")
         f, s_stored, s_layer = self._store_labels(s)
-        s = _upscale_labels(s_stored, f, h, w)  # what the decoder will have
+        return s_layer, _upscale_labels(s_stored, f, h, w), f
 
+    def _base_layers(self, x: np.ndarray, seg: tuple[Layer, np.ndarray, int], compact: str, q_c: int | None
+                     ) -> tuple[Header, np.ndarray, np.ndarray]:
+        """Base and first enhancement layers, and x' computed from their decoded content."""
+        h, w = x.shape[:2]
+        s_layer, s, f = seg
+        c_codec = codecs.get(COMPACT_CODECS[compact])
         x_pad = _pad_to(x, self.alpha)
         s_pad = _pad_to(s, self.alpha)
         c8 = self.compact(x_pad, s_pad)  # c <- CompNet(x, s)
-        c_layer = Layer(LayerKind.COMPACT, c_codec.id, c_codec.encode(c8))
+        c_layer = Layer(LayerKind.COMPACT, c_codec.id, c_codec.encode(c8, q_c), c_codec.check_quality(q_c))
+        c8 = c_codec.decode(c_layer.data, c8.shape)  # closed loop: the c the decoder will have
 
-        # Closed loop: the lossless layers decode to exactly s and c8, so x' here is the decoder's x'.
         x_coarse = self.recnet(s_pad, c8)[:h, :w]  # x' <- RecNet(s, c)
         header = Header(
             width=w, height=h, alpha=self.alpha, model_id=self.model.model_id,
@@ -295,23 +357,33 @@ class Codec:
                 break
         return f, s_stored, layer
 
-    @staticmethod
-    def _residual(x: np.ndarray, x_coarse: np.ndarray) -> tuple[np.ndarray, int, int]:
-        """r = x - x', min/max-rescaled to [0, 255] (the paper's normalisation)."""
+    def _residual(self, x: np.ndarray, x_coarse: np.ndarray, bits: int) -> tuple[np.ndarray, int, int]:
+        """r = x - x' mapped to samples of ``bits`` bits: min/max-rescaled (the paper) or at a fixed offset."""
         r = x.astype(np.int16) - x_coarse.astype(np.int16)
-        lo, hi = int(r.min()), int(r.max())
+        top = (1 << bits) - 1
+        if self.residual_coding.mapping == "fixed":  # r/2 + 128 at 8 bits, r + 512 at 10
+            step = 2 if bits == 8 else 1
+            lo = -step * (1 << (bits - 1))
+            hi = lo + step * top
+        else:
+            lo, hi = int(r.min()), int(r.max())
+        dtype = np.uint8 if bits == 8 else np.uint16
         if hi == lo:
-            return np.zeros_like(x), lo, hi
-        r8 = np.rint((r - lo) * (255.0 / (hi - lo))).astype(np.uint8)
-        return r8, lo, hi
+            return np.zeros(x.shape, dtype), lo, hi
+        rn = np.clip(np.rint((r - lo) * (top / (hi - lo))), 0, top).astype(dtype)
+        return rn, lo, hi
 
     @staticmethod
-    def _add_residual(x_coarse: np.ndarray, r8: np.ndarray, lo: int, hi: int) -> np.ndarray:
-        out = np.empty(r8.shape, np.uint8)
-        for y in range(0, r8.shape[0], 256):  # in bands of rows: float temporaries for 256 rows, not the image
-            r = r8[y : y + 256].astype(np.float32) * ((hi - lo) / 255.0) + lo
+    def _add_residual(x_coarse: np.ndarray, rn: np.ndarray, lo: int, hi: int, bits: int = 8) -> np.ndarray:
+        out = np.empty(rn.shape, np.uint8)
+        scale = (hi - lo) / float((1 << bits) - 1)
+        for y in range(0, rn.shape[0], 256):  # in bands of rows: float temporaries for 256 rows, not the image
+            r = rn[y : y + 256].astype(np.float32) * scale + lo
             out[y : y + 256] = np.clip(np.rint(x_coarse[y : y + 256].astype(np.float32) + r), 0, 255)
         return out
+
+    def _residual_codec(self, residual: str) -> codecs.LayerCodec:
+        return self.residual_coding.hevc() if residual == "hevc" else codecs.get(codecs.RESIDUAL_CODECS[residual])
 
     def encode(
         self,
@@ -320,40 +392,54 @@ class Codec:
         quality: int | None = None,
         target_bpp: float | None = None,
         verify: bool = False,
+        compact: str | None = None,
+        compact_q: int | None = None,
     ) -> EncodeResult:
         """Compress ``image`` into one ``.dsslic`` file.
 
         ``residual`` is a codec from :data:`codecs.RESIDUAL_CODECS` or ``"none"`` (coarse layers only);
         ``quality`` is its native setting (QP for hevc); ``target_bpp`` instead searches the setting
         whose whole file comes closest under that many bits per pixel (bisection on real encodes).
+        ``compact`` codes c (:data:`COMPACT_CODECS`; default hevc, the paper's ``jxl-lossless`` under a
+        learned residual, whose models were trained on it) at ``compact_q``, or else at the quality the joint
+        rule :func:`compact_quality` gives for the residual's setting.
         """
         if target_bpp is not None and residual == "none":
             raise DsslicInputError("--target-bpp sets the residual's quality; with --residual none there is none to set")
         x = load_image(image, self.max_pixels)
         h, w = x.shape[:2]
-        header, x_coarse, c8 = self._base_layers(x)
+        compact = compact or ("jxl-lossless" if residual == "learned" else DEFAULT_COMPACT)
+        if compact not in COMPACT_CODECS:
+            raise DsslicInputError(f"unknown compact codec {compact!r}; choose from {', '.join(COMPACT_CODECS)}")
+        if residual != "none" and residual not in codecs.RESIDUAL_CODECS:
+            raise DsslicInputError(
+                f"unknown residual codec {residual!r}; choose from {', '.join([*codecs.RESIDUAL_CODECS, 'none'])}"
+            )
+        seg = self._seg_layer(x)
+        bases: dict[int | None, tuple[Header, np.ndarray, np.ndarray]] = {}  # per quality of c, for the search
 
         def finish(q: int | None) -> EncodeResult:
+            q_c = compact_q if compact_q is not None else compact_quality(compact, residual, q)
+            if q_c not in bases:
+                bases[q_c] = self._base_layers(x, seg, compact, q_c)
+            header, x_coarse, c8 = bases[q_c]
             hd = Header(**{**header.__dict__, "layers": list(header.layers)})
             x_hat = x_coarse
             if residual == "learned":  # second enhancement layer coded given x' and c (dsslic.enhance)
                 payload, x_hat = self.enhancer().compress(x, x_coarse, c8, self._enhance_tiles())
                 hd.layers.append(Layer(LayerKind.RESIDUAL, codecs.get("learned").id, payload, 0))
             elif residual != "none":
-                rc = codecs.get(codecs.RESIDUAL_CODECS[residual])
-                r8, lo, hi = self._residual(x, x_coarse)
-                hd.res_min, hd.res_max = lo, hi
-                payload = rc.encode(r8, q)
-                hd.layers.append(Layer(LayerKind.RESIDUAL, rc.id, payload, rc.check_quality(q)))
-                x_hat = self._add_residual(x_coarse, rc.decode(payload, r8.shape), lo, hi)  # the decoder's image
+                rc = self._residual_codec(residual)
+                bits = self.residual_coding.bits if residual == "hevc" else 8
+                rn, lo, hi = self._residual(x, x_coarse, bits)
+                payload = rc.encode(rn, q)
+                hd.layers.append(Layer(LayerKind.RESIDUAL, rc.id, payload, rc.check_quality(q),
+                                       {"range": (lo, hi), "bits": bits}))
+                x_hat = self._add_residual(x_coarse, rc.decode(payload, rn.shape), lo, hi, bits)  # the decoder's image
             data = bitstream.serialize(hd)
             sizes = {k.kind.name.lower(): len(k.data) for k in hd.layers}
-            return EncodeResult(data, w, h, sizes, q, psnr(x, x_coarse), psnr(x, x_hat))
+            return EncodeResult(data, w, h, sizes, q, q_c, psnr(x, x_coarse), psnr(x, x_hat))
 
-        if residual != "none" and residual not in codecs.RESIDUAL_CODECS:
-            raise DsslicInputError(
-                f"unknown residual codec {residual!r}; choose from {', '.join([*codecs.RESIDUAL_CODECS, 'none'])}"
-            )
         if target_bpp is None or residual == "none":
             res = finish(quality if residual != "none" else None)
         else:
@@ -413,7 +499,8 @@ class Codec:
         if lay.learned is not None:  # x~ <- x' + g_s(y^, x')
             enh = self.enhancer(lay.learned[:4])
             return enh.decompress(lay.learned, x_coarse, lay.c8, self._enhance_tiles())
-        return self._add_residual(x_coarse, lay.r8, hd.res_min, hd.res_max)  # x~ <- x' + r
+        bits = hd.layer(LayerKind.RESIDUAL).param("bits")  # type: ignore[union-attr]
+        return self._add_residual(x_coarse, lay.r8, hd.res_min, hd.res_max, bits)  # x~ <- x' + r
 
     # ------------------------------------------------------------------ API conveniences
     def compress(self, image: ImageLike, **kw) -> bytes:
