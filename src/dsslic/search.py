@@ -1,0 +1,543 @@
+"""Search a collection of ``.dsslic`` files by their base layers: ``dsslic index`` and ``dsslic search``.
+
+The label map is the first layer of every file, so what an image shows can be read without decoding
+the image and without any network: indexing parses the header and decodes the base layer only (no
+torch import). Per file the index stores the area share of every class and a 4x4 grid of class shares
+(the coarse layout). The index is one SQLite file:
+
+* ``files``: path, size, mtime, header CRC (incremental re-indexing), size in pixels, model and label-space
+  ids, and two blobs: ``hist`` (K class shares, uint8 in 1/255) and ``grid`` (16 x K, the same per cell);
+* ``areas``: one row per (file, class present) with its exact share, indexed by (space, class, area) so
+  that ``--has CLASS:MIN`` is an index range scan;
+* ``spaces``: the class names of every label space seen (from :mod:`dsslic.labelspace`);
+* ``packs``: the ``hist`` blobs of a label space packed into a few large arrays, rebuilt after indexing, so that
+  ``--like`` ranks a million files with one numpy pass (global histograms first, grids for the best 2,000).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import DsslicError, DsslicFormatError, DsslicInputError
+
+SCHEMA_VERSION = "1"
+GRID = 4  #: the layout is GRID x GRID cells
+PACK = 65536  #: files per packed block of histograms
+RERANK = 2000  #: --like: candidates re-ranked by their grids after the histogram pass
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS spaces(space INTEGER PRIMARY KEY, names TEXT);
+CREATE TABLE IF NOT EXISTS files(
+    id INTEGER PRIMARY KEY, path TEXT UNIQUE NOT NULL, size INTEGER, mtime_ns INTEGER, header_crc INTEGER,
+    width INTEGER, height INTEGER, model_id TEXT, space INTEGER, num_labels INTEGER, hist BLOB, grid BLOB);
+CREATE INDEX IF NOT EXISTS files_space ON files(space);
+CREATE TABLE IF NOT EXISTS areas(space INTEGER, class INTEGER, area REAL, file_id INTEGER);
+CREATE INDEX IF NOT EXISTS areas_query ON areas(space, class, area, file_id);
+CREATE INDEX IF NOT EXISTS areas_file ON areas(file_id, space, class, area);
+CREATE TABLE IF NOT EXISTS packs(space INTEGER, block INTEGER, ids BLOB, hists BLOB, PRIMARY KEY(space, block));
+"""
+
+
+def class_names(space_id: bytes) -> list[str] | None:
+    """Class names of a label space named in a file, or None if this installation does not know it."""
+    try:
+        from . import labelspace
+    except ImportError:  # before labelspace.py existed: segnet knows the shipped spaces (but imports torch)
+        from .segnet import class_names_for_id
+
+        return class_names_for_id(space_id)
+    ls = labelspace.by_id(space_id)
+    return None if ls is None else list(ls.class_names)
+
+
+# ---------------------------------------------------------------------------------------------- one file
+@dataclass
+class Record:
+    """What the index keeps of one file (computed from its header and base layer alone)."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    header_crc: int
+    width: int
+    height: int
+    model_id: str
+    space: int
+    num_labels: int
+    shares: np.ndarray  # (K,) float64: class area shares, summing to 1
+    grid: np.ndarray  # (GRID*GRID, K) float64: class shares per cell
+
+
+_CELLS: dict[tuple[int, int], np.ndarray] = {}
+
+
+def layout(s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Class shares of a label map, over the image and per cell of a GRID x GRID layout."""
+    h, w = s.shape
+    cells = _CELLS.get((h, w))
+    if cells is None:
+        cells = ((np.arange(h) * GRID // h)[:, None] * GRID + (np.arange(w) * GRID // w)[None, :]).astype(np.int64)
+        if len(_CELLS) < 64:
+            _CELLS[(h, w)] = cells
+    counts = np.bincount((cells * k + s).ravel(), minlength=GRID * GRID * k).reshape(GRID * GRID, k)
+    counts = counts.astype(np.float64)
+    shares = counts.sum(0) / (h * w)
+    grid = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    return shares, grid
+
+
+def _space_int(space_id: bytes) -> int:
+    return int.from_bytes(space_id, "little")
+
+
+def _header_crc(data: bytes, hd: Any) -> int:
+    end = len(data) - sum(len(la.data) for la in hd.layers)
+    return int.from_bytes(data[end - 4 : end], "little")
+
+
+def scan(path: str, known: tuple[int, int, int] | None = None, max_pixels: int | None = None) -> Record | str | None:
+    """Read one file: its Record, None if it is unchanged since ``known`` (size, mtime_ns, header CRC), or
+    the error message if it is not a valid ``.dsslic`` file. Module-level so that process pools can run it."""
+    from . import bitstream
+    from .codec import decode_layers
+    from .imageio import DEFAULT_MAX_PIXELS
+
+    try:
+        st = os.stat(path)
+        with open(path, "rb") as f:
+            data = f.read()
+        hd = bitstream.parse(data, DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels)
+        crc = _header_crc(data, hd)
+        if known is not None and known == (st.st_size, st.st_mtime_ns, crc):
+            return None
+        s = decode_layers(hd, "seg").s
+    except (DsslicError, OSError) as e:
+        return str(e)
+    k = max(hd.num_labels, int(s.max(initial=0)) + 1)
+    shares, grid = layout(s, k)
+    return Record(path, st.st_size, st.st_mtime_ns, crc, hd.width, hd.height, hd.model_id.hex(),
+                  _space_int(hd.segmenter_id), hd.num_labels, shares, grid)
+
+
+def _q8(a: np.ndarray) -> bytes:
+    return np.rint(a * 255).astype(np.uint8).tobytes()
+
+
+# ---------------------------------------------------------------------------------------------- the store
+def connect(db: str | os.PathLike, create: bool = False) -> sqlite3.Connection:
+    """Open an index (creating it if asked); refuses a file that is not one."""
+    p = Path(db)
+    if not create and not p.is_file():
+        raise DsslicInputError(f"{db}: no such index (make one with `dsslic index`)")
+    if p.is_dir():
+        raise DsslicInputError(f"{db}: is a directory")
+    try:
+        con = sqlite3.connect(str(p))
+        con.execute("PRAGMA synchronous=NORMAL")
+        if create:
+            con.executescript(_SCHEMA)
+            con.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            con.commit()
+        row = con.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+    except sqlite3.DatabaseError as e:
+        raise DsslicInputError(f"{db}: not a dsslic index ({e})") from None
+    if row is None or row[0] != SCHEMA_VERSION:
+        raise DsslicInputError(f"{db}: index schema {row[0] if row else '?'}, this dsslic reads {SCHEMA_VERSION}")
+    return con
+
+
+def _delete(con: sqlite3.Connection, file_id: int) -> None:
+    con.execute("DELETE FROM areas WHERE file_id=?", (file_id,))
+    con.execute("DELETE FROM files WHERE id=?", (file_id,))
+
+
+def insert(con: sqlite3.Connection, r: Record, names: list[str] | None = None) -> None:
+    """Add or replace one file's record (the caller commits)."""
+    old = con.execute("SELECT id FROM files WHERE path=?", (r.path,)).fetchone()
+    if old:
+        _delete(con, old[0])
+    cur = con.execute(
+        "INSERT INTO files(path,size,mtime_ns,header_crc,width,height,model_id,space,num_labels,hist,grid)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        (r.path, r.size, r.mtime_ns, r.header_crc, r.width, r.height, r.model_id, r.space, r.num_labels,
+         _q8(r.shares), _q8(r.grid)))
+    fid = cur.lastrowid
+    present = np.flatnonzero(r.shares)
+    con.executemany("INSERT INTO areas VALUES (?,?,?,?)",
+                    [(r.space, int(c), float(r.shares[c]), fid) for c in present])
+    con.execute("INSERT OR IGNORE INTO spaces VALUES (?,?)", (r.space, None if names is None else json.dumps(names)))
+
+
+def rebuild_packs(con: sqlite3.Connection) -> None:
+    """Pack every label space's histograms into blocks of PACK files (what ``--like`` scans)."""
+    con.execute("DELETE FROM packs")
+    for (space,) in con.execute("SELECT DISTINCT space FROM files").fetchall():
+        rows = con.execute("SELECT id, hist FROM files WHERE space=? ORDER BY id", (space,))
+        block = 0
+        while chunk := rows.fetchmany(PACK):
+            ids = np.array([r[0] for r in chunk], np.int64)
+            con.execute("INSERT INTO packs VALUES (?,?,?,?)",
+                        (space, block, ids.tobytes(), b"".join(r[1] for r in chunk)))
+            block += 1
+
+
+@dataclass
+class IndexStats:
+    """What one indexing run did."""
+
+    indexed: int = 0  #: new or changed files read
+    unchanged: int = 0  #: skipped: same size, mtime and header CRC
+    removed: int = 0  #: dropped from the index: no longer on disk
+    failed: list[tuple[str, str]] = field(default_factory=list)  #: (path, why) of files that are not valid
+
+    @property
+    def ok(self) -> bool:
+        """Anything is in the index from this run (what exit code 0 means)."""
+        return self.indexed + self.unchanged > 0
+
+
+def walk(paths: Iterable[str | os.PathLike]) -> list[str]:
+    """The files to index: folders are searched for ``*.dsslic``; files named directly are taken as they are."""
+    out: list[str] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(os.path.abspath(f) for f in p.rglob("*.dsslic") if f.is_file())
+        elif p.is_file():
+            out.append(os.path.abspath(p))
+        else:
+            raise DsslicInputError(f"{p}: no such file or directory")
+    return list(dict.fromkeys(out))
+
+
+def _scan_job(job: tuple[str, tuple[int, int, int] | None]) -> Record | str | None:
+    return scan(*job)
+
+
+def index(paths: Sequence[str | os.PathLike] | str | os.PathLike, db: str | os.PathLike, *, jobs: int = 1,
+          map_fn: Callable[[Callable, Iterable], Iterable] | None = None, progress: bool | None = False,
+          on_error: Callable[[str, str], None] | None = None) -> IndexStats:
+    """Index the ``.dsslic`` files under ``paths`` into the SQLite file ``db`` (created if absent).
+
+    Incremental: a file with the same size, mtime and header CRC as in the index is not read again; files
+    that are gone are dropped; a file that does not parse is reported through ``on_error(path, why)`` and
+    skipped. ``jobs`` > 1 reads files in a process pool; ``map_fn(fn, items)`` replaces the map entirely
+    (e.g. a distributed engine's map: indexing is a map over files, the writes stay here)."""
+    from tqdm import tqdm
+
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    files = walk(paths)
+    con = connect(db, create=True)
+    stats = IndexStats()
+    try:
+        known = {p: (i, (s, m, c)) for i, p, s, m, c in
+                 con.execute("SELECT id, path, size, mtime_ns, header_crc FROM files")}
+        wanted = set(files)
+        for p, (fid, _) in known.items():
+            if p not in wanted and not os.path.exists(p):
+                _delete(con, fid)
+                stats.removed += 1
+        jobs_list = [(p, known[p][1] if p in known else None) for p in files]
+        pool = None
+        if map_fn is None and jobs > 1 and len(jobs_list) > 64:
+            from concurrent.futures import ProcessPoolExecutor
+
+            pool = ProcessPoolExecutor(jobs)
+            map_fn = lambda fn, it: pool.map(fn, it, chunksize=64)  # noqa: E731
+        results: Iterator = iter((map_fn or map)(_scan_job, jobs_list))
+        names_cache: dict[int, list[str] | None] = {}
+        bar = tqdm(results, total=len(jobs_list), unit="file", disable=None if progress is None else not progress,
+                   file=sys.stderr)
+        try:
+            for n, ((path, _), res) in enumerate(zip(jobs_list, bar)):
+                if res is None:
+                    stats.unchanged += 1
+                elif isinstance(res, str):
+                    stats.failed.append((path, res))
+                    if path in known:  # it was indexed, and is now broken: it no longer matches anything
+                        _delete(con, known[path][0])
+                    if on_error:
+                        on_error(path, res)
+                else:
+                    if res.space not in names_cache:
+                        names_cache[res.space] = class_names(res.space.to_bytes(4, "little"))
+                    insert(con, res, names_cache[res.space])
+                    stats.indexed += 1
+                if n % 1000 == 999:
+                    con.commit()
+        finally:
+            bar.close()
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+        if stats.indexed or stats.removed or stats.failed:
+            rebuild_packs(con)
+        con.commit()
+    finally:
+        con.close()
+    return stats
+
+
+# ---------------------------------------------------------------------------------------------- queries
+@dataclass
+class _Space:
+    space: int
+    names: list[str] | None
+
+
+def _spaces(con: sqlite3.Connection) -> list[_Space]:
+    return [_Space(s, None if n is None else json.loads(n))
+            for s, n in con.execute("SELECT space, names FROM spaces WHERE space IN (SELECT DISTINCT space FROM files)"
+                                    " ORDER BY space")]
+
+
+def known_names(spaces: list[_Space]) -> list[str]:
+    return list(dict.fromkeys(n for sp in spaces for n in (sp.names or [])))
+
+
+def parse_has(term: str) -> tuple[str, float | None]:
+    """``CLASS`` or ``CLASS:MIN_AREA`` (a fraction of the image, 0..1)."""
+    name, sep, amount = term.partition(":")
+    if not sep:
+        return name.strip().lower(), None
+    try:
+        a = float(amount)
+    except ValueError:
+        raise DsslicInputError(f"--has {term}: the minimum area must be a number (a fraction of the image)") from None
+    if not 0 <= a <= 1:
+        raise DsslicInputError(f"--has {term}: the minimum area is a fraction of the image, 0..1")
+    return name.strip().lower(), a
+
+
+def _class_id(sp: _Space, name: str) -> int | None:
+    lower = [n.lower() for n in (sp.names or [])]
+    return lower.index(name) if name in lower else None
+
+
+def _filter_sql(sp: _Space, has: list[tuple[str, float | None]], not_: list[str]) -> tuple[str, list] | None:
+    """SQL selecting (file_id, score) of this space's files that pass the filters, or None if none can."""
+    params: list = []
+    terms = []
+    for name, amin in has:
+        c = _class_id(sp, name)
+        if c is None:
+            return None
+        terms.append((c, amin))
+    excl = [c for c in (_class_id(sp, n) for n in not_) if c is not None]
+    if terms:
+        c0, a0 = terms[0]
+        sql = ["SELECT a0.file_id AS fid, a0.area" + "".join(f" + a{i}.area" for i in range(1, len(terms))) +
+               " AS score FROM areas a0"]
+        for i, (c, a) in enumerate(terms[1:], 1):
+            sql.append(f" JOIN areas a{i} ON a{i}.file_id=a0.file_id AND a{i}.space=a0.space AND a{i}.class=?"
+                       + (f" AND a{i}.area>=?" if a is not None else ""))
+            params += [c] + ([a] if a is not None else [])
+        sql.append(" WHERE a0.space=? AND a0.class=?" + (" AND a0.area>=?" if a0 is not None else ""))
+        params += [sp.space, c0] + ([a0] if a0 is not None else [])
+        fid = "a0.file_id"
+    else:
+        sql = ["SELECT f.id AS fid, 0.0 AS score FROM files f WHERE f.space=?"]
+        params.append(sp.space)
+        fid = "f.id"
+    for c in excl:
+        sql.append(f" AND NOT EXISTS (SELECT 1 FROM areas n WHERE n.file_id={fid} AND n.space=? AND n.class=?)")
+        params += [sp.space, c]
+    return "".join(sql), params
+
+
+def _like_target(like: str | os.PathLike, segmenter: str | None, spaces: list[_Space]) -> tuple[int, np.ndarray, str | None]:
+    """(label space, grid, own path) of the --like query: a .dsslic file's base layer, or an image segmented here."""
+    from . import bitstream
+
+    p = Path(like)
+    if not p.is_file():
+        raise DsslicInputError(f"--like {like}: no such file")
+    data = p.read_bytes()
+    if data[:4] == bitstream.MAGIC:
+        rec = scan(str(p))
+        if isinstance(rec, str):
+            raise DsslicFormatError(f"--like {like}: {rec}")
+        assert rec is not None
+        return rec.space, rec.grid, os.path.abspath(p)
+    from . import segnet
+    from .imageio import load_image
+
+    seg = None
+    if segmenter is None:  # the shipped segmenter whose label space the index holds
+        for name in segnet.available():
+            cand = segnet.get(name)
+            if any(sp.space == _space_int(cand.id) for sp in spaces) and name != "none":
+                seg = cand
+                break
+        if seg is None:
+            raise DsslicInputError(f"--like {like}: no installed segmenter has this index's label space; "
+                                   "pass --segmenter, or a .dsslic file")
+    else:
+        seg = segnet.get(segmenter)
+    s = seg.segment(load_image(p))
+    return _space_int(seg.id), layout(s, max(seg.num_labels, int(s.max(initial=0)) + 1))[1], None
+
+
+def _grid_sim(grids: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Layout similarity in [0, 1]: the mean over cells of the histogram intersection of class shares."""
+    return 1 - np.abs(grids.astype(np.int16) - q.astype(np.int16)).sum(-1).mean(-1) / (2 * 255)
+
+
+def _rank_like(con: sqlite3.Connection, space: int, qgrid: np.ndarray, allowed: set[int] | None, top: int | None,
+               exclude: str | None) -> list[tuple[int, float]]:
+    """(file_id, similarity) best first: histogram intersection over the packs, then grids for the best."""
+    k_all = None
+    q8 = np.rint(qgrid * 255).astype(np.uint8)
+    qh = np.rint(qgrid.mean(0) * 255).astype(np.int16)
+    ids_l, sims_l = [], []
+    for ids_b, hists_b in con.execute("SELECT ids, hists FROM packs WHERE space=? ORDER BY block", (space,)):
+        ids = np.frombuffer(ids_b, np.int64)
+        k_all = len(hists_b) // max(len(ids), 1)
+        if k_all != len(qh):
+            return []  # another number of classes: not comparable
+        h = np.frombuffer(hists_b, np.uint8).reshape(len(ids), k_all)
+        sim = 1 - np.abs(h.astype(np.int16) - qh).sum(1) / (2 * 255)
+        if allowed is not None:
+            keep = np.isin(ids, np.fromiter(allowed, np.int64, len(allowed)))
+            ids, sim = ids[keep], sim[keep]
+        ids_l.append(ids)
+        sims_l.append(sim)
+    if not ids_l:
+        return []
+    ids, sim = np.concatenate(ids_l), np.concatenate(sims_l)
+    m = len(ids) if top is None else min(len(ids), max(RERANK, 20 * top))
+    cand = ids[np.argpartition(-sim, m - 1)[:m]] if m < len(ids) else ids
+    sims: list[tuple[int, float]] = []
+    for start in range(0, len(cand), 900):
+        chunk = [int(i) for i in cand[start : start + 900]]
+        rows = con.execute(f"SELECT id, grid, path FROM files WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+        rows = [r for r in rows if r[2] != exclude]
+        if rows:
+            g = np.frombuffer(b"".join(r[1] for r in rows), np.uint8).reshape(len(rows), *q8.shape)
+            sims += zip((r[0] for r in rows), _grid_sim(g, q8).tolist())
+    sims.sort(key=lambda t: (-t[1], t[0]))
+    return sims if top is None else sims[:top]
+
+
+def search(db: str | os.PathLike, *, has: Sequence[str] = (), not_: Sequence[str] = (), like: str | os.PathLike | None = None,
+           top: int | None = None, segmenter: str | None = None, with_areas: bool = True) -> list[dict]:
+    """Files of the index that match, best first, as ``{path, score, areas}``.
+
+    ``has``: ``CLASS`` or ``CLASS:MIN_AREA`` terms, all required (area > 0, or >= MIN_AREA as a fraction of
+    the image); ``not_``: classes that must be absent; ``like``: a ``.dsslic`` file or an image (segmented
+    first, with ``segmenter`` or the installed one of the index's label space), ranked by the similarity of
+    4x4 label layouts (score in [0, 1]). Without ``like`` the score is the summed area of the ``has`` classes."""
+    if top is not None and top < 1:
+        raise DsslicInputError("--top must be at least 1")
+    con = connect(db)
+    try:
+        spaces = _spaces(con)
+        hs = [parse_has(t) for t in has]
+        nots = [n.strip().lower() for n in not_]
+        known = {n.lower() for n in known_names(spaces)}
+        for name in [h[0] for h in hs] + nots:
+            if name not in known:
+                raise DsslicInputError(f"unknown class {name!r}; known: {', '.join(known_names(spaces)) or '(none)'}")
+        hits: list[tuple[int, float]] = []
+        if like is not None:
+            space, qgrid, own = _like_target(like, segmenter, spaces)
+            sp = next((s for s in spaces if s.space == space), None)
+            if sp is not None:
+                allowed = None
+                if hs or nots:
+                    f = _filter_sql(sp, hs, nots)
+                    allowed = set() if f is None else {r[0] for r in con.execute(f[0], f[1])}
+                hits = _rank_like(con, space, qgrid, allowed, top, own)
+        else:
+            for sp in spaces:
+                f = _filter_sql(sp, hs, nots)
+                if f is None:
+                    continue
+                sql, params = f
+                limit = f" ORDER BY score DESC, fid LIMIT {int(top)}" if top else ""
+                hits += con.execute(f"SELECT fid, score FROM ({sql}){limit}", params).fetchall()
+            hits.sort(key=lambda t: (-t[1], t[0]))
+            if top:
+                hits = hits[:top]
+        return _describe(con, hits, {s.space: s.names for s in spaces}, with_areas)
+    finally:
+        con.close()
+
+
+def _describe(con: sqlite3.Connection, hits: list[tuple[int, float]], names: dict[int, list[str] | None],
+              with_areas: bool) -> list[dict]:
+    out: list[dict] = []
+    for start in range(0, len(hits), 900):
+        chunk = hits[start : start + 900]
+        ids = [h[0] for h in chunk]
+        q = ",".join("?" * len(ids))
+        paths = dict(con.execute(f"SELECT id, path FROM files WHERE id IN ({q})", ids).fetchall())
+        areas: dict[int, dict[str, float]] = {i: {} for i in ids}
+        if with_areas:
+            for fid, space, c, a in con.execute(f"SELECT file_id, space, class, area FROM areas WHERE file_id IN ({q})"
+                                                " ORDER BY area DESC", ids):
+                nm = names.get(space)
+                areas[fid][nm[c] if nm and c < len(nm) else f"#{c}"] = round(a, 6)
+        out += [{"path": paths[i], "score": round(s, 6), "areas": areas[i]} for i, s in chunk]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """``dsslic index`` and ``dsslic search`` (light: nothing heavy is imported until one runs)."""
+    i = sub.add_parser("index", help="index .dsslic files by their label maps (for dsslic search)")
+    i.add_argument("paths", nargs="+", metavar="PATH", help=".dsslic files or folders (searched recursively)")
+    i.add_argument("--db", required=True, metavar="INDEX.sqlite", help="the index (created if absent)")
+    i.add_argument("--jobs", type=int, default=1, help="processes reading files (default 1)")
+    i.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    i.set_defaults(func=cmd_index)
+
+    s = sub.add_parser("search", help="find indexed files by the classes they show, or by layout")
+    s.add_argument("--db", required=True, metavar="INDEX.sqlite")
+    s.add_argument("--has", action="append", default=[], metavar="CLASS[:MIN_AREA]",
+                   help="the class must cover more than 0 (or at least MIN_AREA, a fraction) of the image; repeatable")
+    s.add_argument("--not", dest="not_", action="append", default=[], metavar="CLASS", help="the class must be absent")
+    s.add_argument("--like", metavar="FILE", help="rank by layout similarity to a .dsslic file or an image")
+    s.add_argument("--segmenter", help="segmenter for an image given to --like (default: the index's)")
+    s.add_argument("--top", type=int, metavar="K", help="at most K results, best first")
+    s.add_argument("--json", action="store_true", help="a JSON list of {path, score, areas}")
+    s.set_defaults(func=cmd_search)
+
+
+def cmd_index(a: argparse.Namespace) -> int:
+    if a.jobs < 1:
+        raise DsslicInputError("--jobs must be at least 1")
+
+    def report(path: str, why: str) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(f"dsslic: warning: {path}: skipped ({why})", file=sys.stderr)
+
+    st = index(a.paths, a.db, jobs=a.jobs, progress=None if not a.quiet else False, on_error=report)
+    if not a.quiet:
+        print(f"{a.db}: {st.indexed} indexed, {st.unchanged} unchanged, {st.removed} removed, "
+              f"{len(st.failed)} failed", file=sys.stderr)
+    if not st.ok:
+        raise DsslicInputError("nothing could be indexed" + (" (no .dsslic files found)" if not st.failed else ""))
+    return 0
+
+
+def cmd_search(a: argparse.Namespace) -> int:
+    res = search(a.db, has=a.has, not_=a.not_, like=a.like, top=a.top, segmenter=a.segmenter, with_areas=a.json)
+    if a.json:
+        print(json.dumps(res, indent=1))
+    else:
+        sys.stdout.write("".join(r["path"] + "\n" for r in res))
+    return 0
+
+
