@@ -191,3 +191,51 @@ def test_fingerprint_follows_weights_id_follows_label_space():
     assert a.fingerprint != b.fingerprint  # but cached results that depend on its maps do not carry over
     assert a.fingerprint == a.fingerprint
     assert segnet.NoSegmenter().fingerprint == "none"
+
+
+def test_set_loss_is_the_probability_of_the_set():
+    from dsslic.segtrain import set_loss
+
+    logits = torch.tensor([[0.0, 1.0, 2.0]]).view(1, 3, 1, 1)
+    w = torch.ones(3)
+    p = torch.softmax(logits.view(3), 0)
+    exact = set_loss(logits, torch.tensor([[[2]]]), w, [(1, 2)])
+    assert float(exact) == pytest.approx(-float(torch.log(p[2])), rel=1e-6)
+    either = set_loss(logits, torch.tensor([[[3]]]), w, [(1, 2)])  # code n + 0: one of classes 1, 2
+    assert float(either) == pytest.approx(-float(torch.log(p[1] + p[2])), rel=1e-6)
+    ignored = set_loss(logits, torch.tensor([[[255]]]), w, [(1, 2)])
+    assert float(ignored) == 0.0
+
+
+def test_two_sources_map_into_one_space_and_respect_the_split(tmp_path):
+    import json
+
+    from dsslic import labelspace
+
+    dirs = {}
+    for src, lab_val in (("stanford", 7), ("msrc", 3)):  # stanford foreground; msrc cow
+        d, lab = tmp_path / src / "img", tmp_path / src / "lab"
+        d.mkdir(parents=True), lab.mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(synthetic(40, 50, seed=i)).save(d / f"{src}{i}.jpg")
+            y = np.zeros((40, 50), np.uint8)
+            y[:10] = lab_val
+            y[-3:] = 255
+            Image.fromarray(y).save(lab / f"{src}{i}.png")
+        dirs[src] = (str(d), str(lab))
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"stanford": {"test": ["stanford1"]}, "msrc": {"test": []}}))
+    cfg = SegTrainConfig(data=[dirs["stanford"][0], dirs["msrc"][0]], labels=[dirs["stanford"][1], dirs["msrc"][1]],
+                         sources=["stanford", "msrc"], split=str(split), out=str(tmp_path / "run"), width=8,
+                         steps=2, batch=2, crop=32, device="cpu")
+    imgs, labs = load_pairs(cfg)
+    assert len(imgs) == 3  # stanford1 held out
+    ph = labelspace.PHOTO
+    assert int(labs[0][0, 0]) == ph.num_labels  # the object set
+    assert int(labs[0][20, 0]) == ph.index("sky") and int(labs[0][-1, 0]) == 255
+    assert int(labs[1][0, 0]) == ph.index("animal")
+    t = SegTrainer(cfg, class_weights(labs, ph.num_labels))
+    assert t.space is ph and len(t.sets) == 1
+    float(t.train_step(*batch_at(0, cfg, imgs, labs)))
+    seg = segnet.NetSegmenter.load(t.export("tinyphoto"))
+    assert seg.class_names == list(ph.class_names) and seg.id == ph.id

@@ -367,11 +367,14 @@ class Codec:
 
     def reconstruct(self, hd: Header, lay: DecodedLayers, layers: Layers = "full") -> np.ndarray:
         """The decoder's network part, from a parsed header and its decoded layers."""
-        from . import segnet
+        from . import labelspace
 
-        if layers == "seg":
-            pal = self.segmenter.palette if self.segmenter.id == hd.segmenter_id else None
-            return segnet.colorize(lay.s, pal)
+        if layers == "seg":  # rendered in the palette of the file's own label space, whatever segmenter is held
+            ls = labelspace.by_id(hd.segmenter_id)
+            if ls is None:
+                warnings.warn(f"unknown label space {hd.segmenter_id.hex()}: the map is shown in a generic palette",
+                              stacklevel=2)
+            return labelspace.colorize(lay.s, ls.palette if ls is not None else None)
         self._check_model(hd)
         x_coarse = self.recnet(_pad_to(lay.s, self.alpha), lay.c8)[: hd.height, : hd.width]  # x' <- RecNet(s, c)
         if layers == "coarse" or (lay.r8 is None and lay.learned is None):

@@ -23,21 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import DsslicInputError
+from . import labelspace
+from .labelspace import colorize, default_palette, label_space_id  # noqa: F401  (re-exported)
 from .registry import WEIGHTS_DIR
-
-
-def default_palette(n: int) -> np.ndarray:
-    """A deterministic, well-spread palette (the PASCAL VOC bit-interleaving scheme)."""
-    pal = np.zeros((max(n, 1), 3), np.uint8)
-    for i in range(n):
-        c, r, g, b = i, 0, 0, 0
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        pal[i] = (r, g, b)
-    return pal
 
 
 class Segmenter(ABC):
@@ -52,7 +40,8 @@ class Segmenter(ABC):
 
     @property
     def palette(self) -> np.ndarray:
-        return default_palette(self.num_labels)
+        ls = labelspace.by_id(self.id)
+        return ls.palette if ls is not None else default_palette(self.num_labels)
 
     @property
     def id(self) -> bytes:
@@ -77,10 +66,6 @@ class Segmenter(ABC):
     @abstractmethod
     def segment(self, image: np.ndarray) -> np.ndarray:
         """uint8 (H, W, 3) -> (H, W) uint8 or uint16 label map with values < num_labels."""
-
-
-def label_space_id(class_names: list[str]) -> bytes:
-    return hashlib.sha256("\n".join(class_names).encode()).digest()[:4]
 
 
 class NoSegmenter(Segmenter):
@@ -137,11 +122,8 @@ class FileSegmenter(Segmenter):
 # (long side ``work_size``) and upsamples the logits, which is what makes it fast on a CPU.
 # ----------------------------------------------------------------------------------------------
 
-CAMVID11 = ["sky", "building", "pole", "road", "pavement", "tree", "signsymbol", "fence", "car", "pedestrian",
-            "bicyclist"]
-CAMVID11_PALETTE = np.array([[128, 128, 128], [128, 0, 0], [192, 192, 128], [128, 64, 128], [60, 40, 222],
-                             [128, 128, 0], [192, 128, 128], [64, 64, 128], [64, 0, 128], [64, 64, 0],
-                             [0, 128, 192]], np.uint8)
+CAMVID11 = list(labelspace.CAMVID11.class_names)
+CAMVID11_PALETTE = labelspace.CAMVID11.palette
 
 
 def _cbr(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -200,7 +182,7 @@ class NetSegmenter(Segmenter):
 
     @property
     def palette(self) -> np.ndarray:
-        return self._palette if self._palette is not None else default_palette(self.num_labels)
+        return self._palette if self._palette is not None else super().palette
 
     @classmethod
     def load(cls, path: str | os.PathLike, **kw) -> "NetSegmenter":
@@ -297,10 +279,8 @@ class TorchvisionSegmenter(Segmenter):
 
 def class_names_for_id(segmenter_id: bytes) -> list[str] | None:
     """Class names of a label space named in a file, if it is one this installation knows."""
-    for names in (NoSegmenter.class_names, CAMVID11):
-        if label_space_id(names) == segmenter_id:
-            return list(names)
-    return None
+    ls = labelspace.by_id(segmenter_id)
+    return list(ls.class_names) if ls is not None else None
 
 
 _SEGMENTERS = {"none": NoSegmenter}
@@ -348,10 +328,3 @@ def render_legend(rgb: np.ndarray, labels: np.ndarray, seg: "Segmenter") -> np.n
         d.rectangle([x0, y0, x0 + 12, y0 + 12], fill=tuple(int(v) for v in seg.palette[i]), outline=(0, 0, 0))
         d.text((x0 + 16, y0), seg.class_names[i][:18], fill=(0, 0, 0))
     return np.asarray(canvas)
-
-
-def colorize(labels: np.ndarray, palette: np.ndarray | None = None) -> np.ndarray:
-    """Label map -> uint8 RGB rendering (ids beyond the palette wrap around)."""
-    n = int(labels.max(initial=0)) + 1
-    pal = palette if palette is not None and len(palette) >= n else default_palette(max(n, 1))
-    return pal[labels]

@@ -3,6 +3,10 @@
 Recipe for small labelled sets such as CamVid: scale jitter, random crops, flips, colour jitter,
 ENet class weights w_c = 1 / ln(1.02 + p_c), void ignored, AdamW with polynomial decay, bf16 on CUDA.
 Batches are drawn per step from a generator seeded with (seed, step), so runs resume exactly.
+
+Several labelled sets train one network: each set's classes are mapped into the target label space
+(``labelspace.SOURCES``); a source class that stands for one of several target classes (Stanford's
+"foreground") is trained with the probability of that set, -log sum_{k in set} p_k.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import labelspace
 from .imageio import IMAGE_EXTS
-from .segnet import CAMVID11, CAMVID11_PALETTE, SegNetLite
+from .segnet import SegNetLite
 from .trainloop import Clock, CsvLog, check_counts, load_checkpoint, save_checkpoint
 
 
@@ -26,8 +31,8 @@ class SegTrainConfig:
     data: list[str]
     labels: list[str]
     out: str
-    class_names: list[str] = field(default_factory=lambda: list(CAMVID11))
-    void: int = 11  # label id ignored by the loss (CamVid's void)
+    sources: list[str] = field(default_factory=lambda: ["camvid"])  # per --data folder: its labelspace.SOURCES name
+    split: str | None = None  # a JSON split (tools/make_photo_split.py): its "test" stems per source are left out
     width: int = 32
     work_size: int = 480  # long side the network sees at inference
     steps: int = 6000
@@ -43,23 +48,66 @@ class SegTrainConfig:
     ckpt_every: int = 1000
 
 
+def target_space(cfg: SegTrainConfig) -> tuple[labelspace.LabelSpace, list[tuple[int, ...]]]:
+    """The label space all sources map into, and the union of their class sets (codes n, n+1, ...)."""
+    if len(cfg.sources) not in (1, len(cfg.data)):
+        raise ValueError("give one --source per --data folder (or one for all)")
+    spaces, sets = set(), []
+    for src in cfg.sources:
+        if src not in labelspace.SOURCES:
+            raise ValueError(f"unknown label source {src!r}; known: {', '.join(labelspace.SOURCES)}")
+        space, _, src_sets = labelspace.source_table(src)
+        spaces.add(space.name)
+        sets += [t for t in src_sets if t not in sets]
+    if len(spaces) != 1:
+        raise ValueError(f"sources map into different label spaces: {', '.join(sorted(spaces))}")
+    return labelspace.by_name(spaces.pop()), sets
+
+
 def load_pairs(cfg: SegTrainConfig) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Images and their label maps as target codes (class ids, then set codes; 255 ignored)."""
     from PIL import Image
 
-    label_index = {f.stem: f for d in cfg.labels for f in Path(d).glob("*.png")}
+    space, sets = target_space(cfg)
+    held_out = json.loads(Path(cfg.split).read_text()) if cfg.split else {}
     imgs, labs = [], []
-    for f in sorted(f for d in cfg.data for f in Path(d).iterdir() if f.suffix.lower() in IMAGE_EXTS):
-        if f.stem not in label_index:
-            raise ValueError(f"no label map for {f.name}")
-        x = np.asarray(Image.open(f).convert("RGB"))
-        y = np.asarray(Image.open(label_index[f.stem]))
-        if y.shape != x.shape[:2]:
-            raise ValueError(f"{f.name}: label map {y.shape} does not match image {x.shape[:2]}")
-        imgs.append(torch.from_numpy(np.array(x)).permute(2, 0, 1).contiguous())
-        labs.append(torch.from_numpy(y.astype(np.int64)))
+    for k, (d, ld) in enumerate(zip(cfg.data, cfg.labels)):
+        src = cfg.sources[min(k, len(cfg.sources) - 1)]
+        _, lut, src_sets = labelspace.source_table(src)
+        n = space.num_labels  # the source's set codes -> the union's codes
+        orig = lut.copy()
+        for j, t in enumerate(src_sets):
+            lut[orig == n + j] = n + sets.index(t)
+        skip = set(held_out.get(src, {}).get("test", []))
+        label_index = {f.stem: f for f in Path(ld).glob("*.png")}
+        for f in sorted(f for f in Path(d).iterdir() if f.suffix.lower() in IMAGE_EXTS and f.stem not in skip):
+            if f.stem not in label_index:
+                raise ValueError(f"no label map for {f.name}")
+            x = np.asarray(Image.open(f).convert("RGB"))
+            y = np.asarray(Image.open(label_index[f.stem]))
+            if y.shape != x.shape[:2] or y.dtype != np.uint8:
+                raise ValueError(f"{f.name}: label map {y.shape} {y.dtype} does not match image {x.shape[:2]}")
+            imgs.append(torch.from_numpy(np.array(x)).permute(2, 0, 1).contiguous())
+            labs.append(torch.from_numpy(lut[y].astype(np.int64)))
     if not imgs:
         raise ValueError(f"no images in {cfg.data}")
     return imgs, labs
+
+
+def set_loss(logits: torch.Tensor, y: torch.Tensor, weights: torch.Tensor, sets: list[tuple[int, ...]]) -> torch.Tensor:
+    """Weighted cross-entropy where a code n+j asks for the probability of the classes in sets[j]."""
+    n = logits.shape[1]
+    logp = F.log_softmax(logits.float(), 1)
+    w_all = torch.cat([weights, torch.stack([weights[list(t)].mean() for t in sets])]) if sets else weights
+    valid = y < n + len(sets)
+    yc = torch.where(valid, y, torch.zeros_like(y))
+    nll = -logp.gather(1, yc.clamp(max=n - 1)[:, None])[:, 0]
+    for j, t in enumerate(sets):
+        m = yc == n + j
+        if m.any():
+            nll = torch.where(m, -torch.logsumexp(logp[:, list(t)], 1), nll)
+    w = w_all[yc] * valid
+    return (nll * w).sum() / w.sum().clamp(min=1e-9)
 
 
 def class_weights(labs: list[torch.Tensor], n: int) -> torch.Tensor:
@@ -101,9 +149,10 @@ def poly_lr(step: int, cfg: SegTrainConfig) -> float:
 class SegTrainer:
     def __init__(self, cfg: SegTrainConfig, weights: torch.Tensor, resume: bool = False) -> None:
         self.cfg = cfg
+        self.space, self.sets = target_space(cfg)
         self.device = torch.device(cfg.device)
         torch.manual_seed(cfg.seed)
-        self.net = SegNetLite(len(cfg.class_names), cfg.width).to(self.device)
+        self.net = SegNetLite(self.space.num_labels, cfg.width).to(self.device)
         if self.device.type == "cuda":
             self.net.to(memory_format=torch.channels_last)
         self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -124,8 +173,7 @@ class SegTrainer:
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cfg.bf16 and self.device.type == "cuda"):
             logits = self.net(x)
-        y = torch.where(y < len(self.cfg.class_names), y, torch.full_like(y, -100))
-        loss = F.cross_entropy(logits.float(), y, weight=self.weights, ignore_index=-100)
+        loss = set_loss(logits, y, self.weights, self.sets)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -139,10 +187,8 @@ class SegTrainer:
     def export(self, name: str = "camvid11", card: dict | None = None) -> Path:
         from safetensors.torch import save_file
 
-        cfg = {"name": name, "class_names": self.cfg.class_names, "width": self.cfg.width,
-               "work_size": self.cfg.work_size}
-        if self.cfg.class_names == CAMVID11:
-            cfg["palette"] = CAMVID11_PALETTE.tolist()
+        cfg = {"name": name, "class_names": list(self.space.class_names), "width": self.cfg.width,
+               "work_size": self.cfg.work_size, "palette": self.space.palette.tolist()}
         sd = {k: (v.half() if v.is_floating_point() else v).contiguous().cpu() for k, v in self.net.state_dict().items()}
         path = self.out / f"{name}.seg.safetensors"
         save_file(sd, str(path), metadata={"config": json.dumps(cfg), "card": json.dumps(card or {})})
@@ -184,7 +230,12 @@ def add_parser(sub) -> None:
     p.add_argument("--data", action="append", required=True, metavar="DIR")
     p.add_argument("--labels", action="append", required=True, metavar="DIR", help="label maps paired by file name")
     p.add_argument("--out", required=True, metavar="RUN_DIR")
-    p.add_argument("--name", default="camvid11")
+    p.add_argument("--source", action="append", metavar="NAME",
+                   help=f"per --data folder, how its labels map into a label space: {', '.join(labelspace.SOURCES)} "
+                        "(default camvid)")
+    p.add_argument("--split", metavar="JSON", help="leave out the 'test' images of this split (tools/splits/photo.json)")
+    p.add_argument("--work-size", type=int, default=480, help="long side the network sees at inference")
+    p.add_argument("--name", default="camvid11", help="name of the exported segmenter")
     p.add_argument("--steps", type=int, default=6000)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--crop", type=int, default=320)
@@ -203,13 +254,16 @@ def cmd_train_segnet(a) -> int:
     for d in a.data + a.labels:
         if not Path(d).is_dir():
             raise DsslicInputError(f"{d}: no such directory")
+    if len(a.data) != len(a.labels):
+        raise DsslicInputError("give one --labels folder per --data folder")
     cfg = SegTrainConfig(data=a.data, labels=a.labels, out=a.out, steps=a.steps, batch=a.batch, crop=a.crop,
-                         width=a.width, lr=a.lr, device=a.device, ckpt_every=a.ckpt_every)
+                         width=a.width, lr=a.lr, device=a.device, ckpt_every=a.ckpt_every,
+                         sources=a.source or ["camvid"], split=a.split, work_size=a.work_size)
     try:
         imgs, labs = load_pairs(cfg)
-    except ValueError as e:
+    except (ValueError, OSError) as e:
         raise DsslicInputError(str(e)) from None
-    t = SegTrainer(cfg, class_weights(labs, len(cfg.class_names)), resume=a.resume)
+    t = SegTrainer(cfg, class_weights(labs, target_space(cfg)[0].num_labels), resume=a.resume)
     t.fit(imgs, labs)
     print(f"weights: {t.export(a.name, {'data': cfg.data, 'steps': t.step})}")
     return 0
