@@ -16,7 +16,7 @@ from .errors import DsslicError, DsslicFormatError, DsslicInputError, DsslicWarn
 
 __version__ = "0.1.0"
 __all__ = [
-    "Codec", "compress", "decompress", "info",
+    "Codec", "compress", "decompress", "info", "index", "search",
     "DsslicError", "DsslicFormatError", "DsslicInputError", "DsslicWarning", "__version__",
 ]
 
@@ -57,6 +57,20 @@ def info(data: bytes) -> dict:
     from .codec import info as _info
 
     return _info(data)
+
+
+def index(paths: Any, db: Any, **kw: Any) -> Any:
+    """Index ``.dsslic`` files (folders searched recursively) by their base layers into a SQLite file."""
+    from .semantic_search import index as _index
+
+    return _index(paths, db, **kw)
+
+
+def search(db: Any, **kw: Any) -> list[dict]:
+    """Query an index (``has``, ``not_``, ``like``, ``top``): ``[{path, score, areas}]``, best first."""
+    from .semantic_search import search as _search
+
+    return _search(db, **kw)
 
 
 def __getattr__(name: str) -> Any:  # lazy: importing dsslic does not import torch or the codecs

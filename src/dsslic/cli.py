@@ -255,7 +255,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
     import importlib
 
-    importlib.import_module("dsslic.search").add_parser(sub)  # index, search: light, no torch
+    importlib.import_module("dsslic.semantic_search").add_parser(sub)  # index, search: light, no torch
     words = [w for w in (sys.argv[1:] if argv is None else argv) if not w.startswith("-")]
     for name, (module, help_) in _LAZY.items():
         if words[:1] == [name]:

@@ -51,12 +51,8 @@ CREATE TABLE IF NOT EXISTS packs(space INTEGER, block INTEGER, ids BLOB, hists B
 
 def class_names(space_id: bytes) -> list[str] | None:
     """Class names of a label space named in a file, or None if this installation does not know it."""
-    try:
-        from . import labelspace
-    except ImportError:  # before labelspace.py existed: segnet knows the shipped spaces (but imports torch)
-        from .segnet import class_names_for_id
+    from . import labelspace
 
-        return class_names_for_id(space_id)
     ls = labelspace.by_id(space_id)
     return None if ls is None else list(ls.class_names)
 
@@ -305,17 +301,17 @@ def known_names(spaces: list[_Space]) -> list[str]:
     return list(dict.fromkeys(n for sp in spaces for n in (sp.names or [])))
 
 
-def parse_has(term: str) -> tuple[str, float | None]:
-    """``CLASS`` or ``CLASS:MIN_AREA`` (a fraction of the image, 0..1)."""
+def parse_term(term: str, opt: str = "--has") -> tuple[str, float | None]:
+    """``CLASS`` or ``CLASS:AREA`` (a fraction of the image, 0..1)."""
     name, sep, amount = term.partition(":")
     if not sep:
         return name.strip().lower(), None
     try:
         a = float(amount)
     except ValueError:
-        raise DsslicInputError(f"--has {term}: the minimum area must be a number (a fraction of the image)") from None
+        raise DsslicInputError(f"{opt} {term}: the area must be a number (a fraction of the image)") from None
     if not 0 <= a <= 1:
-        raise DsslicInputError(f"--has {term}: the minimum area is a fraction of the image, 0..1")
+        raise DsslicInputError(f"{opt} {term}: the area is a fraction of the image, 0..1")
     return name.strip().lower(), a
 
 
@@ -324,7 +320,7 @@ def _class_id(sp: _Space, name: str) -> int | None:
     return lower.index(name) if name in lower else None
 
 
-def _filter_sql(sp: _Space, has: list[tuple[str, float | None]], not_: list[str]) -> tuple[str, list] | None:
+def _filter_sql(sp: _Space, has: list[tuple[str, float | None]], not_: list[tuple[str, float | None]]) -> tuple[str, list] | None:
     """SQL selecting (file_id, score) of this space's files that pass the filters, or None if none can."""
     params: list = []
     terms = []
@@ -333,7 +329,7 @@ def _filter_sql(sp: _Space, has: list[tuple[str, float | None]], not_: list[str]
         if c is None:
             return None
         terms.append((c, amin))
-    excl = [c for c in (_class_id(sp, n) for n in not_) if c is not None]
+    excl = [(c, amax) for c, amax in ((_class_id(sp, n), amax) for n, amax in not_) if c is not None]
     if terms:
         c0, a0 = terms[0]
         sql = ["SELECT a0.file_id AS fid, a0.area" + "".join(f" + a{i}.area" for i in range(1, len(terms))) +
@@ -349,9 +345,10 @@ def _filter_sql(sp: _Space, has: list[tuple[str, float | None]], not_: list[str]
         sql = ["SELECT f.id AS fid, 0.0 AS score FROM files f WHERE f.space=?"]
         params.append(sp.space)
         fid = "f.id"
-    for c in excl:
-        sql.append(f" AND NOT EXISTS (SELECT 1 FROM areas n WHERE n.file_id={fid} AND n.space=? AND n.class=?)")
-        params += [sp.space, c]
+    for c, amax in excl:
+        sql.append(f" AND NOT EXISTS (SELECT 1 FROM areas n WHERE n.file_id={fid} AND n.space=? AND n.class=?"
+                   + (" AND n.area>=?)" if amax is not None else ")"))
+        params += [sp.space, c] + ([amax] if amax is not None else [])
     return "".join(sql), params
 
 
@@ -372,13 +369,12 @@ def _like_target(like: str | os.PathLike, segmenter: str | None, spaces: list[_S
     from . import segnet
     from .imageio import load_image
 
-    seg = None
-    if segmenter is None:  # the shipped segmenter whose label space the index holds
-        for name in segnet.available():
-            cand = segnet.get(name)
-            if any(sp.space == _space_int(cand.id) for sp in spaces) and name != "none":
-                seg = cand
-                break
+    if segmenter is None:  # the installed segmenter of the index's label space (by the space's name first)
+        from . import labelspace
+
+        ours = {ls.name: ls.id for ls in map(labelspace.by_id, (sp.space.to_bytes(4, "little") for sp in spaces)) if ls}
+        names = sorted(segnet.available(), key=lambda n: n not in ours)
+        seg = next((c for c in map(segnet.get, names) if c.id in ours.values() and c.name != "none"), None)
         if seg is None:
             raise DsslicInputError(f"--like {like}: no installed segmenter has this index's label space; "
                                    "pass --segmenter, or a .dsslic file")
@@ -434,7 +430,7 @@ def search(db: str | os.PathLike, *, has: Sequence[str] = (), not_: Sequence[str
     """Files of the index that match, best first, as ``{path, score, areas}``.
 
     ``has``: ``CLASS`` or ``CLASS:MIN_AREA`` terms, all required (area > 0, or >= MIN_AREA as a fraction of
-    the image); ``not_``: classes that must be absent; ``like``: a ``.dsslic`` file or an image (segmented
+    the image); ``not_``: ``CLASS`` (must be absent) or ``CLASS:MAX_AREA`` (must cover less than that); ``like``: a ``.dsslic`` file or an image (segmented
     first, with ``segmenter`` or the installed one of the index's label space), ranked by the similarity of
     4x4 label layouts (score in [0, 1]). Without ``like`` the score is the summed area of the ``has`` classes."""
     if top is not None and top < 1:
@@ -442,10 +438,10 @@ def search(db: str | os.PathLike, *, has: Sequence[str] = (), not_: Sequence[str
     con = connect(db)
     try:
         spaces = _spaces(con)
-        hs = [parse_has(t) for t in has]
-        nots = [n.strip().lower() for n in not_]
+        hs = [parse_term(t) for t in has]
+        nots = [parse_term(t, "--not") for t in not_]
         known = {n.lower() for n in known_names(spaces)}
-        for name in [h[0] for h in hs] + nots:
+        for name, _ in hs + nots:
             if name not in known:
                 raise DsslicInputError(f"unknown class {name!r}; known: {', '.join(known_names(spaces)) or '(none)'}")
         hits: list[tuple[int, float]] = []
@@ -506,7 +502,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--db", required=True, metavar="INDEX.sqlite")
     s.add_argument("--has", action="append", default=[], metavar="CLASS[:MIN_AREA]",
                    help="the class must cover more than 0 (or at least MIN_AREA, a fraction) of the image; repeatable")
-    s.add_argument("--not", dest="not_", action="append", default=[], metavar="CLASS", help="the class must be absent")
+    s.add_argument("--not", dest="not_", action="append", default=[], metavar="CLASS[:MAX_AREA]",
+                   help="the class must be absent (or cover less than MAX_AREA); repeatable")
     s.add_argument("--like", metavar="FILE", help="rank by layout similarity to a .dsslic file or an image")
     s.add_argument("--segmenter", help="segmenter for an image given to --like (default: the index's)")
     s.add_argument("--top", type=int, metavar="K", help="at most K results, best first")
