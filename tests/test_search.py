@@ -66,6 +66,15 @@ def test_layout_shares_and_grid():
     assert grid[0, SKY] == 1 and grid[15, ROAD] == 1 and grid[12, CAR] == 1  # top-left sky, bottom-left car
 
 
+@pytest.mark.parametrize("h, w, f", [(512, 768, 4), (481, 321, 3), (7, 5, 2), (3, 3, 1)])
+def test_layout_of_a_stored_map_equals_the_upscaled_one(h, w, f):
+    from dsslic.codec import _upscale_labels
+
+    s = np.random.default_rng(h).integers(0, 11, (-(-h // f), -(-w // f))).astype(np.uint8)
+    for a, b in zip(search.layout(_upscale_labels(s, f, h, w), 11), search.layout(s, 11, f, h, w)):
+        assert np.array_equal(a, b)
+
+
 def test_index_folder_with_corrupt_file_then_queries(collection, tmp_path):
     bad = collection / "sub" / "broken.dsslic"
     good = (collection / "street_car.dsslic").read_bytes()

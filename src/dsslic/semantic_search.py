@@ -17,6 +17,7 @@ torch import). Per file the index stores the area share of every class and a 4x4
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sqlite3
@@ -75,20 +76,40 @@ class Record:
     grid: np.ndarray  # (GRID*GRID, K) float64: class shares per cell
 
 
-_CELLS: dict[tuple[int, int], np.ndarray] = {}
+_PLANS: dict[tuple, tuple] = {}
 
 
-def layout(s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Class shares of a label map, over the image and per cell of a GRID x GRID layout."""
-    h, w = s.shape
-    cells = _CELLS.get((h, w))
-    if cells is None:
-        cells = ((np.arange(h) * GRID // h)[:, None] * GRID + (np.arange(w) * GRID // w)[None, :]).astype(np.int64)
-        if len(_CELLS) < 64:
-            _CELLS[(h, w)] = cells
-    counts = np.bincount((cells * k + s).ravel(), minlength=GRID * GRID * k).reshape(GRID * GRID, k)
+def _plan(shape: tuple[int, int], f: int, height: int, width: int, k: int) -> tuple:
+    """For a map stored at 1/f: which stored rows/columns fall in which grid cells, with how many image pixels."""
+    key = (shape, f, height, width, k)
+    if key not in _PLANS:
+        def axis(n_stored: int, n_full: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            full = np.arange(n_full)
+            w = np.bincount(full // f * GRID + full * GRID // n_full, minlength=n_stored * GRID).reshape(n_stored, GRID)
+            i, cell = np.nonzero(w)
+            return i, cell, w[i, cell]
+
+        ri, ra, wr = axis(shape[0], height)
+        ci, cb, wc = axis(shape[1], width)
+        weights = None if f == 1 else (wr[:, None] * wc[None, :]).astype(np.float64).ravel()
+        if len(_PLANS) > 64:
+            _PLANS.clear()
+        _PLANS[key] = (ri, ci, ((ra[:, None] * GRID + cb[None, :]) * k).astype(np.intp), weights)
+    return _PLANS[key]
+
+
+def layout(s: np.ndarray, k: int, f: int = 1, height: int | None = None, width: int | None = None
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Class shares of a label map, over the image and per cell of a GRID x GRID layout.
+
+    ``s`` may be the map as stored at 1/f of the image's ``height`` x ``width``: every stored label then
+    counts for the image pixels it covers, exactly as if the map were upscaled first (but 1/f^2 the work)."""
+    height, width = height or s.shape[0] * f, width or s.shape[1] * f
+    ri, ci, base, weights = _plan(s.shape, f, height, width, k)
+    labels = s if f == 1 else s[np.ix_(ri, ci)]
+    counts = np.bincount((base + labels).ravel(), weights, minlength=GRID * GRID * k).reshape(GRID * GRID, k)
     counts = counts.astype(np.float64)
-    shares = counts.sum(0) / (h * w)
+    shares = counts.sum(0) / (height * width)
     grid = counts / np.maximum(counts.sum(1, keepdims=True), 1)
     return shares, grid
 
@@ -117,11 +138,13 @@ def scan(path: str, known: tuple[int, int, int] | None = None, max_pixels: int |
         crc = _header_crc(data, hd)
         if known is not None and known == (st.st_size, st.st_mtime_ns, crc):
             return None
-        s = decode_layers(hd, "seg").s
+        # the map as stored, not upscaled: decode_layers on a header that says the stored size at factor 1
+        h_s, w_s = hd.seg_shape
+        s = decode_layers(dataclasses.replace(hd, width=w_s, height=h_s, seg_factor=1), "seg").s
     except (DsslicError, OSError) as e:
         return str(e)
     k = max(hd.num_labels, int(s.max(initial=0)) + 1)
-    shares, grid = layout(s, k)
+    shares, grid = layout(s, k, hd.seg_factor, hd.height, hd.width)
     return Record(path, st.st_size, st.st_mtime_ns, crc, hd.width, hd.height, hd.model_id.hex(),
                   _space_int(hd.segmenter_id), hd.num_labels, shares, grid)
 
@@ -390,8 +413,8 @@ def _grid_sim(grids: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 
 def _rank_like(con: sqlite3.Connection, space: int, qgrid: np.ndarray, allowed: set[int] | None, top: int | None,
-               exclude: str | None) -> list[tuple[int, float]]:
-    """(file_id, similarity) best first: histogram intersection over the packs, then grids for the best."""
+               exclude: str | None) -> list[tuple[int, float, str]]:
+    """(file_id, similarity, path) best first: histogram intersection over the packs, then grids for the best."""
     k_all = None
     q8 = np.rint(qgrid * 255).astype(np.uint8)
     qh = np.rint(qgrid.mean(0) * 255).astype(np.int16)
@@ -413,14 +436,14 @@ def _rank_like(con: sqlite3.Connection, space: int, qgrid: np.ndarray, allowed: 
     ids, sim = np.concatenate(ids_l), np.concatenate(sims_l)
     m = len(ids) if top is None else min(len(ids), max(RERANK, 20 * top))
     cand = ids[np.argpartition(-sim, m - 1)[:m]] if m < len(ids) else ids
-    sims: list[tuple[int, float]] = []
+    sims: list[tuple[int, float, str]] = []
     for start in range(0, len(cand), 900):
         chunk = [int(i) for i in cand[start : start + 900]]
         rows = con.execute(f"SELECT id, grid, path FROM files WHERE id IN ({','.join('?' * len(chunk))})", chunk)
         rows = [r for r in rows if r[2] != exclude]
         if rows:
             g = np.frombuffer(b"".join(r[1] for r in rows), np.uint8).reshape(len(rows), *q8.shape)
-            sims += zip((r[0] for r in rows), _grid_sim(g, q8).tolist())
+            sims += zip((r[0] for r in rows), _grid_sim(g, q8).tolist(), (r[2] for r in rows))
     sims.sort(key=lambda t: (-t[1], t[0]))
     return sims if top is None else sims[:top]
 
@@ -444,7 +467,7 @@ def search(db: str | os.PathLike, *, has: Sequence[str] = (), not_: Sequence[str
         for name, _ in hs + nots:
             if name not in known:
                 raise DsslicInputError(f"unknown class {name!r}; known: {', '.join(known_names(spaces)) or '(none)'}")
-        hits: list[tuple[int, float]] = []
+        hits: list[tuple[int, float, str]] = []
         if like is not None:
             space, qgrid, own = _like_target(like, segmenter, spaces)
             sp = next((s for s in spaces if s.space == space), None)
@@ -461,7 +484,8 @@ def search(db: str | os.PathLike, *, has: Sequence[str] = (), not_: Sequence[str
                     continue
                 sql, params = f
                 limit = f" ORDER BY score DESC, fid LIMIT {int(top)}" if top else ""
-                hits += con.execute(f"SELECT fid, score FROM ({sql}){limit}", params).fetchall()
+                hits += con.execute(f"SELECT q.fid, q.score, f.path FROM (SELECT fid, score FROM ({sql}){limit}) q"
+                                    " JOIN files f ON f.id=q.fid", params).fetchall()
             hits.sort(key=lambda t: (-t[1], t[0]))
             if top:
                 hits = hits[:top]
@@ -470,22 +494,16 @@ def search(db: str | os.PathLike, *, has: Sequence[str] = (), not_: Sequence[str
         con.close()
 
 
-def _describe(con: sqlite3.Connection, hits: list[tuple[int, float]], names: dict[int, list[str] | None],
+def _describe(con: sqlite3.Connection, hits: list[tuple[int, float, str]], names: dict[int, list[str] | None],
               with_areas: bool) -> list[dict]:
-    out: list[dict] = []
-    for start in range(0, len(hits), 900):
-        chunk = hits[start : start + 900]
-        ids = [h[0] for h in chunk]
-        q = ",".join("?" * len(ids))
-        paths = dict(con.execute(f"SELECT id, path FROM files WHERE id IN ({q})", ids).fetchall())
-        areas: dict[int, dict[str, float]] = {i: {} for i in ids}
-        if with_areas:
-            for fid, space, c, a in con.execute(f"SELECT file_id, space, class, area FROM areas WHERE file_id IN ({q})"
-                                                " ORDER BY area DESC", ids):
-                nm = names.get(space)
-                areas[fid][nm[c] if nm and c < len(nm) else f"#{c}"] = round(a, 6)
-        out += [{"path": paths[i], "score": round(s, 6), "areas": areas[i]} for i, s in chunk]
-    return out
+    areas: dict[int, dict[str, float]] = {h[0]: {} for h in hits}
+    for start in range(0, len(hits) if with_areas else 0, 900):
+        ids = [h[0] for h in hits[start : start + 900]]
+        for fid, space, c, a in con.execute(f"SELECT file_id, space, class, area FROM areas WHERE file_id IN "
+                                            f"({','.join('?' * len(ids))}) ORDER BY area DESC", ids):
+            nm = names.get(space)
+            areas[fid][nm[c] if nm and c < len(nm) else f"#{c}"] = round(a, 6)
+    return [{"path": p, "score": round(s, 6), "areas": areas[i]} for i, s, p in hits]
 
 
 # ---------------------------------------------------------------------------------------------- CLI
