@@ -20,7 +20,7 @@ MAGIC = b"DSLC"
 
 # which codecs may code which layer: lossless ones for s and c, 3-channel ones for the residual
 LAYER_CODECS = {
-    0: {"const", "jxl", "png"},
+    0: {"const", "jxl", "png", "labelmap"},
     1: {"jxl", "png"},
     2: {"hevc", "hevc-rgb", "hevc420", "avif", "jxl-lossy", "webp", "jpeg2000", "jpeg", "jxl", "png",
         "learned"},

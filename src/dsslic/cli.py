@@ -171,9 +171,14 @@ def cmd_segment(a: argparse.Namespace) -> int:
     from .fileutil import atomic_write
     from .imageio import load_image
 
+    seg = segnet.get(a.segmenter or segnet.default_name(), device=a.device)
+    if a.classes:
+        print("\n".join(seg.class_names))
+        return 0
+    if a.input is None or a.output is None:
+        raise DsslicInputError("segment needs IN and -o MAP.png (or --classes)")
     out = Path(a.output)
     _check_writable(out, a.force)
-    seg = segnet.get(a.segmenter, device=a.device)
     x = load_image(a.input, a.max_pixels)
     labels = seg.segment(x)
     import io
@@ -246,9 +251,11 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     i.set_defaults(func=cmd_info)
 
     sg = sub.add_parser("segment", parents=[common], help="image -> label map (the base layer's content)")
-    sg.add_argument("input", metavar="IN")
-    sg.add_argument("-o", "--output", required=True, metavar="MAP.png")
-    sg.add_argument("--segmenter", default="none", help="none, camvid11, file:MAP.png, hf:DIR, torchvision:PTH, or a path")
+    sg.add_argument("input", metavar="IN", nargs="?")
+    sg.add_argument("-o", "--output", metavar="MAP.png")
+    sg.add_argument("--segmenter", help="photo (the default: general photos), camvid11 (street scenes), none, "
+                                        "file:MAP.png, hf:DIR, torchvision:PTH, or a .seg.safetensors path")
+    sg.add_argument("--classes", action="store_true", help="print the segmenter's class names, one per line, in id order")
     sg.add_argument("--color", action="store_true", help="write a colour rendering with a legend instead of raw ids")
     sg.add_argument("--force", action="store_true")
     sg.set_defaults(func=cmd_segment)

@@ -80,6 +80,17 @@ def _upscale_labels(s: np.ndarray, f: int, h: int, w: int) -> np.ndarray:
     return np.repeat(np.repeat(s, f, axis=0), f, axis=1)[:h, :w]
 
 
+def seg_layer(s_stored: np.ndarray) -> Layer:
+    """The base layer: the label map coded by whichever lossless coder makes it smallest (2 bytes if uniform)."""
+    if (s_stored == s_stored.flat[0]).all():
+        names = ["const"]
+    else:
+        names = ["jxl", "labelmap"] if s_stored.dtype == np.uint8 else ["jxl"]
+    coded = [(codecs.get(n).encode(s_stored), codecs.get(n).id) for n in names]
+    data, codec_id = min(coded, key=lambda t: len(t[0]))
+    return Layer(LayerKind.SEG, codec_id, data)
+
+
 @dataclass
 class DecodedLayers:
     """The payloads of a file, decoded by their codecs (no network involved)."""
@@ -140,7 +151,10 @@ class Codec:
         self.device = torch.device(device)
         m = models.load(model or models.default_model()) if not isinstance(model, models.DsslicModel) else model
         self.model = m.to(self.device).eval()
-        seg = segmenter if segmenter is not None else self.model.segmenter
+        # a model trained with label maps needs its own segmenter's; a label-free one still stores a real map
+        # (for search and per-object coding): the default segmenter's
+        seg = segmenter if segmenter is not None else (self.model.segmenter if self.model.num_labels
+                                                      else segnet.default_name())
         self.segmenter = segnet.get(seg, device=device) if isinstance(seg, str) else seg
         if self.model.num_labels and self.segmenter.num_labels > self.model.num_labels:
             raise DsslicInputError(
@@ -234,7 +248,7 @@ class Codec:
     def _base_layers(self, x: np.ndarray) -> tuple[Header, np.ndarray, np.ndarray]:
         """Base and first enhancement layers, and x' computed from their decoded content."""
         h, w = x.shape[:2]
-        seg_codec, c_codec = codecs.get("jxl"), codecs.get("jxl")
+        c_codec = codecs.get("jxl")
 
         s = self.segmenter.segment(x)  # s <- SegNet(x)
         if s.shape != (h, w):
@@ -243,9 +257,7 @@ class Codec:
         s_stored = s[f // 2 :: f, f // 2 :: f] if f > 1 else s
         if s_stored.shape != (-(-h // f), -(-w // f)):  # the last row/column when the size is not a multiple
             s_stored = _pad_to(s, f)[f // 2 :: f, f // 2 :: f]
-        if (s_stored == s_stored.flat[0]).all():
-            seg_codec = codecs.get("const")
-        s_layer = Layer(LayerKind.SEG, seg_codec.id, seg_codec.encode(np.ascontiguousarray(s_stored)))
+        s_layer = seg_layer(np.ascontiguousarray(s_stored))
         s = _upscale_labels(s_stored, f, h, w)  # what the decoder will have
 
         x_pad = _pad_to(x, self.alpha)
@@ -394,7 +406,7 @@ class Codec:
 
 def info(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> dict:
     """What a file holds, without running any network: sizes, model, labels present, layers, rate."""
-    from . import registry, segnet
+    from . import labelspace, registry
 
     hd = bitstream.parse(data, max_pixels)
     layers = []
@@ -404,16 +416,20 @@ def info(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> dict:
                        "bytes": len(layer.data), "bpp": 8 * len(layer.data) / (hd.width * hd.height)})
     s = decode_layers(hd, "seg").s  # the base layer alone, with the same checks as decoding
     model = registry.name_for_id(hd.model_id)
-    names = segnet.class_names_for_id(hd.segmenter_id)
-    present = sorted(int(v) for v in np.unique(s))
+    space = labelspace.by_id(hd.segmenter_id)
+    names = list(space.class_names) if space is not None else None
+    ids, counts = np.unique(s, return_counts=True)  # area share of every class present
+    present = [int(v) for v in ids]
     n = hd.width * hd.height
     header_bytes = len(data) - sum(len(la.data) for la in hd.layers)
     return {
         "width": hd.width, "height": hd.height, "alpha": hd.alpha,
         "model_id": hd.model_id.hex(), "model": model,
-        "segmenter_id": hd.segmenter_id.hex(), "num_labels": hd.num_labels,
+        "segmenter_id": hd.segmenter_id.hex(), "label_space": space.name if space is not None else None,
+        "num_labels": hd.num_labels,
         "labels_present": present,
         "label_names_present": [names[i] for i in present if i < len(names)] if names else None,
+        "label_areas": {(names[i] if names and i < len(names) else str(i)): float(k) / s.size for i, k in zip(ids, counts)},
         "residual_range": [hd.res_min, hd.res_max],
         "header_bytes": header_bytes, "layers": layers, "bytes": len(data),
         "bpp": 8 * len(data) / n, "bpp_per_channel": 8 * len(data) / n / 3,

@@ -475,6 +475,27 @@ class LearnedCodec(LayerCodec):
         raise DsslicFormatError("the learned layer is decoded by dsslic.Codec, given the base layers")
 
 
+class LabelMapCodec(LayerCodec):
+    """Label maps (uint8): context-modelled range coding of the class map (dsslic.labelcoder)."""
+
+    name = "labelmap"
+    id = 12
+    lossless = True
+    description = "label map: 3-symbol context model (above / left / other), adaptive, range coded (constriction)"
+
+    def encode(self, img: np.ndarray, quality: int | None = None) -> bytes:
+        from . import labelcoder
+
+        return labelcoder.encode(img)
+
+    def decode(self, data: bytes, shape: Shape) -> np.ndarray:
+        from . import labelcoder
+
+        if len(shape) != 2:
+            raise DsslicFormatError("the label-map codec codes single-channel layers only")
+        return labelcoder.decode(data, (int(shape[0]), int(shape[1])))
+
+
 _REGISTRY: dict[str, LayerCodec] = {}
 _BY_ID: dict[int, LayerCodec] = {}
 
@@ -489,7 +510,7 @@ def register(codec: LayerCodec) -> LayerCodec:
 
 
 for _c in (ConstCodec(), JxlCodec(), JxlLossyCodec(), HevcCodec(), HevcRgbCodec(), Hevc420Codec(),
-           AvifCodec(), WebpCodec(), JpegCodec(), Jpeg2000Codec(), PngCodec(), LearnedCodec()):
+           AvifCodec(), WebpCodec(), JpegCodec(), Jpeg2000Codec(), PngCodec(), LearnedCodec(), LabelMapCodec()):
     register(_c)
 
 #: lossy codecs that may code the second enhancement layer (the residual); "jxl" means JPEG XL lossy

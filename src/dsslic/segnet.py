@@ -286,6 +286,12 @@ def class_names_for_id(segmenter_id: bytes) -> list[str] | None:
 _SEGMENTERS = {"none": NoSegmenter}
 
 
+def default_name() -> str:
+    """The segmenter for general photos when it ships (``photo``), else ``none``: the base layer of every file
+    that a label-free model writes, and the default of ``dsslic segment``."""
+    return "photo" if (WEIGHTS_DIR / "photo.seg.safetensors").is_file() else "none"
+
+
 def available() -> list[str]:
     shipped = sorted(p.name[: -len(".seg.safetensors")] for p in WEIGHTS_DIR.glob("*.seg.safetensors"))
     return ["none", *shipped]
