@@ -159,3 +159,43 @@ def test_trainers_refuse_zero_counts(cmd, data_dir, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == "dsslic: error: --ckpt-every must be at least 1, got 0"
     assert not out.exists()
+
+
+def test_lean_recnet_learns_from_decoded_lossy_c(data_dir, tmp_path):
+    """--arch lean --lossy-c: RecNet sees c as HEVC decodes it, crops aligned to the 8x8 grid."""
+    from dsslic.codecs import get
+    from dsslic.train import decoded_compacts, lossy_batch_at
+
+    cfg = cfg_for(data_dir, tmp_path, compact="area", arch="lean", width=10, n_blocks=1, up_mode="bicubic",
+                  norm="none", lossy_c="hevc:30,lossless", lossy_scales="1", ssim_weight=0.0)
+    imgs, labels = load_images(cfg)
+    pairs = decoded_compacts(cfg, imgs)
+    x0, (c30, c_ll) = pairs[0]
+    c_np = c_ll.permute(1, 2, 0).numpy()
+    hevc = get("hevc")
+    assert torch.equal(c30, torch.from_numpy(hevc.decode(hevc.encode(np.ascontiguousarray(c_np), 30), c_np.shape))
+                       .permute(2, 0, 1))
+    assert not torch.equal(c30, c_ll)
+    t = Trainer(cfg)
+    x, c = lossy_batch_at(0, 0, cfg, pairs)
+    assert x.shape == (2, 3, 32, 32) and c.shape == (2, 3, 4, 4)
+
+    def loss() -> float:
+        with torch.no_grad():
+            return float(torch.nn.functional.l1_loss(t.G.reconstruct(None, c), x))
+
+    before = loss()
+    for _ in range(8):
+        t.train_step(x, None, c)
+    assert loss() < before
+
+
+def test_lean_recnet_is_cheap():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from dsslic.models import LearnedConfig, LearnedModel
+
+    m = LearnedModel(LearnedConfig(width=40, n_blocks=4, norm="none", compact="area", up_mode="bicubic", arch="lean"))
+    with FlopCounterMode(display=False) as fc:
+        m.reconstruct(None, torch.rand(1, 3, 8, 8))
+    assert fc.get_total_flops() / 2 / (64 * 64) <= 5000

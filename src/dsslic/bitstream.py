@@ -18,14 +18,15 @@ from .imageio import DEFAULT_MAX_PIXELS, check_size
 
 MAGIC = b"DSLC"
 
-# which codecs may code which layer: lossless ones for s and c, 3-channel ones for the residual
+# which codecs may code which layer: lossless ones for s, lossless or lossy 8-bit ones for c (since version 2),
+# 3-channel ones for the residual
 LAYER_CODECS = {
     0: {"const", "jxl", "png", "labelmap"},
-    1: {"jxl", "png"},
+    1: {"jxl", "png", "hevc", "avif", "jxl-lossy"},
     2: {"hevc", "hevc-rgb", "hevc420", "avif", "jxl-lossy", "webp", "jpeg2000", "jpeg", "jxl", "png",
         "learned"},
 }
-VERSION = 1
+VERSION = 2  # written; version 1 (one global residual range, no layer parameters) is still read
 _MAX_VARINT_BYTES = 5  # 35 bits: far above any size the limits admit
 
 
@@ -37,16 +38,83 @@ class LayerKind(IntEnum):
     RESIDUAL = 2  #: second enhancement: residual x - x', min/max rescaled (lossy)
 
 
+#: Per-layer parameters (version 2): name -> (tag, struct format). A format ending in ``*`` is a list of
+#: that item. Stored as tag u8, length u8, value, in increasing tag order, after the layer's table entry.
+PARAMS: dict[LayerKind, dict[str, tuple[int, str]]] = {
+    LayerKind.SEG: {},
+    LayerKind.COMPACT: {},
+    # r = r_n * (hi - lo) / (2**bits - 1) + lo, r_n the decoded samples of ``bits`` bits
+    LayerKind.RESIDUAL: {"range": (1, "<hh"), "bits": (2, "<B")},
+}
+PARAM_DEFAULTS: dict[str, object] = {"range": (0, 0), "bits": 8}
+MAX_PARAMS_BYTES = 255  # the blob's length is one byte
+RESIDUAL_BITS = (8, 10, 12)
+
+
 @dataclass
 class Layer:
     kind: LayerKind
     codec_id: int
     data: bytes
     quality: int | None = None  # informational: the codec setting used (not needed to decode)
+    params: dict[str, object] = field(default_factory=dict)  # what decoding this layer needs, see PARAMS
 
     @property
     def crc(self) -> int:
         return zlib.crc32(self.data)
+
+    def param(self, name: str) -> object:
+        return self.params.get(name, PARAM_DEFAULTS.get(name))
+
+
+def _fmt(fmt: str, n: int) -> str:
+    """The struct format of a parameter holding n items ('<B*' with 3 items: '<BBB')."""
+    return fmt[0] + fmt[1:-1] * n if fmt.endswith("*") else fmt
+
+
+def _pack_params(layer: Layer) -> bytes:
+    schema = PARAMS[layer.kind]
+    out = bytearray()
+    for name, (tag, fmt) in sorted(schema.items(), key=lambda kv: kv[1][0]):
+        if name not in layer.params:
+            continue
+        v = layer.params[name]
+        vals = tuple(v) if isinstance(v, (tuple, list)) else (v,)
+        b = struct.pack(_fmt(fmt, len(vals)), *vals)
+        out += bytes([tag, len(b)]) + b
+    if set(layer.params) - set(schema):
+        raise ValueError(f"{layer.kind.name.lower()} layer has no parameters {sorted(set(layer.params) - set(schema))}")
+    if len(out) > MAX_PARAMS_BYTES:
+        raise ValueError("layer parameters take more than 255 bytes")
+    return bytes([len(out)]) + bytes(out)
+
+
+def _parse_params(kind: int, blob: bytes) -> dict[str, object]:
+    """The layer's parameters: known tags only, each once, in increasing order, of the right size."""
+    by_tag = {tag: (name, fmt) for name, (tag, fmt) in PARAMS.get(LayerKind(kind), {}).items()}
+    where = f"{LayerKind(kind).name.lower()} layer parameters"
+    out: dict[str, object] = {}
+    pos, last = 0, -1
+    while pos < len(blob):
+        if pos + 2 > len(blob):
+            raise DsslicFormatError(f"{where} are truncated")
+        tag, n = blob[pos], blob[pos + 1]
+        val, pos = blob[pos + 2 : pos + 2 + n], pos + 2 + n
+        if len(val) != n:
+            raise DsslicFormatError(f"{where} are truncated")
+        if tag not in by_tag:
+            raise DsslicFormatError(f"{where} have unknown tag {tag} (file from a newer dsslic?)")
+        if tag <= last:
+            raise DsslicFormatError(f"{where} are repeated or out of order")
+        name, fmt = by_tag[tag]
+        is_list = fmt.endswith("*")
+        size = struct.calcsize(fmt.rstrip("*"))
+        if (n % size if is_list else n != size):
+            raise DsslicFormatError(f"{where}: {name} has {n} bytes")
+        vals = struct.unpack(_fmt(fmt, n // size), val)
+        out[name] = vals if is_list or len(vals) > 1 else vals[0]
+        last = tag
+    return out
 
 
 @dataclass
@@ -58,9 +126,34 @@ class Header:
     segmenter_id: bytes  # 4 bytes: hash of the segmenter's name and label set
     num_labels: int
     seg_factor: int = 1  # the label map is stored at ceil(H/seg_factor) x ceil(W/seg_factor)
-    res_min: int = 0  # residual rescaling: r = r8 * (max - min) / 255 + min
-    res_max: int = 0
     layers: list[Layer] = field(default_factory=list)
+
+    # the residual's range (version 1 kept it in the header; since version 2 it is the residual layer's)
+    @property
+    def res_min(self) -> int:
+        return self._res_range()[0]
+
+    @res_min.setter
+    def res_min(self, v: int) -> None:
+        self._set_res_range(v, self.res_max)
+
+    @property
+    def res_max(self) -> int:
+        return self._res_range()[1]
+
+    @res_max.setter
+    def res_max(self, v: int) -> None:
+        self._set_res_range(self.res_min, v)
+
+    def _res_range(self) -> tuple[int, int]:
+        res = self.layer(LayerKind.RESIDUAL)
+        return tuple(res.param("range")) if res is not None else (0, 0)  # type: ignore[return-value]
+
+    def _set_res_range(self, lo: int, hi: int) -> None:
+        res = self.layer(LayerKind.RESIDUAL)
+        if res is None:
+            raise ValueError("no residual layer to hold a range")
+        res.params["range"] = (int(lo), int(hi))
 
     @property
     def compact_shape(self) -> tuple[int, int, int]:
@@ -126,14 +219,22 @@ def serialize(h: Header) -> bytes:
     head += bytes([h.alpha, h.seg_factor])
     head += h.model_id + h.segmenter_id
     head += _varint(h.num_labels)
-    head += struct.pack("<hh", h.res_min, h.res_max)
     head.append(len(h.layers))
     for layer in h.layers:
         q = 255 if layer.quality is None else layer.quality
-        head += bytes([int(layer.kind), layer.codec_id, min(q, 255)])
+        head += bytes([int(layer.kind), layer.codec_id, min(q, 255)]) + _pack_params(layer)
         head += _varint(len(layer.data)) + struct.pack("<I", layer.crc)
     head += struct.pack("<I", zlib.crc32(head))
     return bytes(head) + b"".join(layer.data for layer in h.layers)
+
+
+def _check_params(kind: int, codec_name: str, params: dict[str, object]) -> None:
+    lo, hi = params.get("range", PARAM_DEFAULTS["range"])  # type: ignore[misc]
+    if lo > hi:
+        raise DsslicFormatError("residual layer has range min > max")
+    bits = params.get("bits", PARAM_DEFAULTS["bits"])
+    if bits not in RESIDUAL_BITS or (bits != 8 and not codec_name.startswith("hevc")):
+        raise DsslicFormatError(f"residual layer cannot have {bits}-bit samples with {codec_name}")
 
 
 def parse(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Header:
@@ -145,20 +246,21 @@ def parse(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Header:
     if magic != MAGIC:
         raise DsslicFormatError("not a .dsslic file (wrong magic number)")
     version = r.u8("version")
-    if version != VERSION:
-        raise DsslicFormatError(f"unsupported format version {version} (this dsslic reads version {VERSION})")
+    if version not in (1, VERSION):
+        raise DsslicFormatError(f"unsupported format version {version} (this dsslic reads versions 1-{VERSION})")
     width, height = r.varint("width"), r.varint("height")
     alpha, seg_factor = r.u8("header"), r.u8("header")
     model_id, segmenter_id = r.take(4, "model id"), r.take(4, "segmenter id")
     num_labels = r.varint("number of labels")
-    res_min, res_max = struct.unpack("<hh", r.take(4, "residual range"))
+    res_min, res_max = struct.unpack("<hh", r.take(4, "residual range")) if version == 1 else (0, 0)
     n_layers = r.u8("layer table")
     table = []
     for _ in range(n_layers):
         kind, codec_id, q = r.take(3, "layer table")
+        blob = r.take(r.u8("layer table"), "layer parameters") if version > 1 else b""
         length = r.varint("layer table")
         (crc,) = struct.unpack("<I", r.take(4, "layer table"))
-        table.append((kind, codec_id, q, length, crc))
+        table.append((kind, codec_id, q, length, crc, blob))
     head_end = r.pos
     (head_crc,) = struct.unpack("<I", r.take(4, "header checksum"))
     if zlib.crc32(data[:head_end]) != head_crc:
@@ -168,25 +270,26 @@ def parse(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Header:
     check_size(width, height, max_pixels, DsslicFormatError, "header claims")
     if alpha < 1 or seg_factor < 1:
         raise DsslicFormatError("header has a zero scale factor")
-    if res_min > res_max:
-        raise DsslicFormatError("header has residual min > max")
-    h = Header(width, height, alpha, model_id, segmenter_id, num_labels, seg_factor, res_min, res_max)
+    h = Header(width, height, alpha, model_id, segmenter_id, num_labels, seg_factor)
     expected = [LayerKind.SEG, LayerKind.COMPACT, LayerKind.RESIDUAL]
     total = r.pos + sum(t[3] for t in table)
     if total > len(data):
         raise DsslicFormatError(f"file is truncated: layers need {total} bytes, file has {len(data)}")
     if total < len(data):
         raise DsslicFormatError(f"file has {len(data) - total} unexpected bytes after the last layer")
-    for i, (kind, codec_id, q, length, crc) in enumerate(table):
+    for i, (kind, codec_id, q, length, crc, blob) in enumerate(table):
         if i >= len(expected) or kind != expected[i]:
             raise DsslicFormatError(f"layer {i} has kind {kind}; layers must be seg, compact, residual in order")
         codec = codecs.by_id(codec_id)
         if codec.name not in LAYER_CODECS[kind]:
             raise DsslicFormatError(f"{LayerKind(kind).name.lower()} layer cannot be coded with {codec.name}")
+        v1 = {"range": (res_min, res_max), "bits": 8} if kind == LayerKind.RESIDUAL else {}
+        params = _parse_params(kind, blob) if version > 1 else v1
+        _check_params(kind, codec.name, params)
         payload = r.take(length, f"layer {LayerKind(kind).name.lower()}")
         if zlib.crc32(payload) != crc:
             raise DsslicFormatError(f"{LayerKind(kind).name.lower()} layer checksum mismatch (file is corrupt)")
-        h.layers.append(Layer(LayerKind(kind), codec_id, payload, None if q == 255 else q))
+        h.layers.append(Layer(LayerKind(kind), codec_id, payload, None if q == 255 else q, params))
     if len(h.layers) < 2:
         raise DsslicFormatError("file lacks the base and first enhancement layers")
     return h

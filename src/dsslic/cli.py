@@ -92,7 +92,8 @@ def cmd_compress(a: argparse.Namespace) -> int:
     bar = tqdm(todo, unit="img", disable=not batch or a.quiet, file=sys.stderr)
     for src, dst in bar:
         try:
-            res = codec.encode(src, residual=a.residual, quality=quality, target_bpp=a.target_bpp, verify=a.verify)
+            res = codec.encode(src, residual=a.residual, quality=quality, target_bpp=a.target_bpp, verify=a.verify,
+                               compact=a.compact_codec, compact_q=a.compact_quality)
             dst.parent.mkdir(parents=True, exist_ok=True)
             for stale in dst.parent.glob(f".{dst.name}.*.part"):  # left by a run killed mid-write
                 stale.unlink(missing_ok=True)
@@ -226,6 +227,10 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     g.add_argument("--quality", type=int, help="residual codec's native quality setting")
     c.add_argument("--target-bpp", type=float, help="search the residual setting for this many bits per pixel")
     c.add_argument("--residual", default="hevc", choices=[*RESIDUAL_CODECS, "none"], help="second enhancement layer codec")
+    c.add_argument("--compact-codec", choices=["hevc", "avif", "jxl", "jxl-lossless"],
+                   help="codec of the compact image c (default hevc, chosen jointly with the residual; "
+                        "jxl-lossless = the paper's configuration)")
+    c.add_argument("--compact-quality", type=int, help="c's quality setting (default: the joint rule)")
     c.add_argument("--model", help="model name or .safetensors path (default: the shipped default)")
     c.add_argument("--enhance", metavar="NAME|PATH", help="learned enhancement model for --residual learned")
     c.add_argument("--labels", metavar="MAP.png", help="use this label map as the base layer (the 'file' segmenter)")

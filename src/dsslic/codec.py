@@ -2,13 +2,14 @@
 
 Encode(x):
     s  <- SegNet(x)                    base layer, lossless
-    c  <- CompNet(x, s)                first enhancement layer, 8-bit, lossless
+    c  <- CompNet(x, s)                first enhancement layer, 8-bit (lossless, or lossy at a quality chosen
+                                       jointly with the residual's)
     x' <- RecNet(decoded s, decoded c) exactly what the decoder will compute
-    r  <- x - x';  r8 <- (r - min) / (max - min) * 255      second enhancement layer, lossy
-Decode(s, c, r8, min, max):
-    x' <- RecNet(s, c);  x~ <- x' + r8 * (max - min) / 255 + min
+    r  <- x - x';  r_n <- (r - lo) / (hi - lo) * (2^bits - 1)     second enhancement layer, lossy
+Decode(s, c, r_n, lo, hi, bits):
+    x' <- RecNet(s, c);  x~ <- x' + r_n * (hi - lo) / (2^bits - 1) + lo
 
-x' is rounded to 8 bits on both sides, so the residual is an integer image and min/max are exact.
+x' is rounded to 8 bits on both sides, so the residual is an integer image and its range is exact.
 """
 
 from __future__ import annotations
@@ -31,6 +32,52 @@ if TYPE_CHECKING:  # torch, the networks and segmenters are imported when a Code
 
 Layers = Literal["seg", "coarse", "full"]
 
+#: codecs for the compact image c (names as ``--compact-codec`` takes them): the paper's lossless JPEG XL, or
+#: a lossy one (closed loop: x' is computed from the decoded c on both sides)
+COMPACT_CODECS = {"jxl-lossless": "jxl", "hevc": "hevc", "avif": "avif", "jxl": "jxl-lossy"}
+DEFAULT_COMPACT = "hevc"
+#: the joint rule, fitted on training photos (benchmarks/joint_rule.py): an HEVC c at QP = residual QP + K,
+#: the coarse preview (no residual) at COARSE_QP, other residual codecs with c at the rule's value for QP 29
+JOINT_K = 0
+COARSE_QP = 20
+COMPACT_DEFAULTS = {"avif": 80, "jxl": 90}  # lossy c by other codecs, when no quality is given
+
+
+def compact_quality(compact: str, residual: str, quality: int | None) -> int | None:
+    """c's quality from the residual's setting (the joint rule); None for a lossless c."""
+    if compact == "jxl-lossless":
+        return None
+    if compact != "hevc":
+        return COMPACT_DEFAULTS[compact]
+    if residual == "none":
+        return COARSE_QP
+    qp = quality if residual == "hevc" and quality is not None else codecs.get("hevc").default_quality
+    return int(np.clip(qp + JOINT_K, 0, 51))
+
+
+@dataclass(frozen=True)
+class ResidualCoding:
+    """How the residual is mapped to samples and HEVC-coded (encoder choices; the mapping is stored in the file).
+
+    ``mapping``: ``"minmax"`` (the paper: [min, max] of r onto the full sample range) or ``"fixed"`` (r/2 + 128
+    at 8 bits, r + 512 at 10 bits); ``bits``: 8, 10 or 12 (HEVC only); x265 ``tune`` and chroma QP offset.
+    """
+
+    mapping: str = "minmax"
+    bits: int = 8
+    tune: str = "ssim"
+    chroma_offset: int = 0
+
+    def hevc(self) -> codecs.HevcCodec:
+        from dataclasses import replace
+
+        return replace(codecs.get("hevc"), bits=self.bits, tune=self.tune, cbqpoffs=self.chroma_offset,
+                       crqpoffs=self.chroma_offset)
+
+    @property
+    def tag(self) -> str:
+        return f"{self.mapping}{self.bits}:{self.tune}:{self.chroma_offset:+d}"
+
 
 @dataclass
 class EncodeResult:
@@ -41,6 +88,7 @@ class EncodeResult:
     height: int
     layer_bytes: dict[str, int] = field(default_factory=dict)
     quality: int | None = None
+    compact_quality: int | None = None
     psnr_coarse: float | None = None
     psnr: float | None = None
 
@@ -105,8 +153,10 @@ def _decode_layer(hd: Header, kind: LayerKind, shape: tuple[int, ...]) -> np.nda
     layer = hd.layer(kind)
     assert layer is not None  # parse() checked that the codec exists and fits this layer
     arr = codecs.by_id(layer.codec_id).decode(layer.data, shape)
-    if kind != LayerKind.SEG and arr.dtype != np.uint8:
-        raise DsslicFormatError(f"{kind.name.lower()} layer decodes to {arr.dtype}, expected 8-bit samples")
+    bits = layer.param("bits") if kind == LayerKind.RESIDUAL else 8
+    if kind != LayerKind.SEG and (arr.dtype != (np.uint8 if bits == 8 else np.uint16)
+                                  or (bits > 8 and int(arr.max(initial=0)) >> bits)):
+        raise DsslicFormatError(f"{kind.name.lower()} layer decodes to {arr.dtype}, expected {bits}-bit samples")
     return arr
 
 
@@ -141,6 +191,7 @@ class Codec:
         overlap: int = 128,
         seg_factor: int = 1,
         enhance: str | enhance.EnhanceModel | None = None,
+        residual_coding: ResidualCoding | None = None,
     ) -> None:
         import torch
 
@@ -171,6 +222,7 @@ class Codec:
         # the learned enhancement layer (--residual learned): a name, a path or a model; loaded when needed
         self._enhance_arg = enhance
         self._enhance_model: enhance.EnhanceModel | None = None
+        self.residual_coding = residual_coding or ResidualCoding()
 
     def enhancer(self, model_id: bytes | None = None) -> enhance.EnhanceModel:
         """The learned enhancement model: the one given (encoding without one: the first shipped), or, decoding
@@ -245,11 +297,9 @@ class Codec:
             return self._to_uint8(x)[:h, :w]
 
     # ------------------------------------------------------------------ Algorithm 1: encoder
-    def _base_layers(self, x: np.ndarray) -> tuple[Header, np.ndarray, np.ndarray]:
-        """Base and first enhancement layers, and x' computed from their decoded content."""
+    def _seg_layer(self, x: np.ndarray) -> tuple[Layer, np.ndarray]:
+        """The base layer, and the label map the decoder will have."""
         h, w = x.shape[:2]
-        c_codec = codecs.get("jxl")
-
         s = self.segmenter.segment(x)  # s <- SegNet(x)
         if s.shape != (h, w):
             raise DsslicInputError(f"segmenter gave a {s.shape} map for a {w}x{h} image")
@@ -258,36 +308,51 @@ class Codec:
         if s_stored.shape != (-(-h // f), -(-w // f)):  # the last row/column when the size is not a multiple
             s_stored = _pad_to(s, f)[f // 2 :: f, f // 2 :: f]
         s_layer = seg_layer(np.ascontiguousarray(s_stored))
-        s = _upscale_labels(s_stored, f, h, w)  # what the decoder will have
+        return s_layer, _upscale_labels(s_stored, f, h, w)
 
+    def _base_layers(self, x: np.ndarray, seg: tuple[Layer, np.ndarray], compact: str, q_c: int | None
+                     ) -> tuple[Header, np.ndarray, np.ndarray]:
+        """Base and first enhancement layers, and x' computed from their decoded content."""
+        h, w = x.shape[:2]
+        s_layer, s = seg
+        c_codec = codecs.get(COMPACT_CODECS[compact])
         x_pad = _pad_to(x, self.alpha)
         s_pad = _pad_to(s, self.alpha)
         c8 = self.compact(x_pad, s_pad)  # c <- CompNet(x, s)
-        c_layer = Layer(LayerKind.COMPACT, c_codec.id, c_codec.encode(c8))
+        c_layer = Layer(LayerKind.COMPACT, c_codec.id, c_codec.encode(c8, q_c), c_codec.check_quality(q_c))
+        c8 = c_codec.decode(c_layer.data, c8.shape)  # closed loop: the c the decoder will have
 
-        # Closed loop: the lossless layers decode to exactly s and c8, so x' here is the decoder's x'.
         x_coarse = self.recnet(s_pad, c8)[:h, :w]  # x' <- RecNet(s, c)
         header = Header(
             width=w, height=h, alpha=self.alpha, model_id=self.model.model_id,
             segmenter_id=self.segmenter.id, num_labels=self.segmenter.num_labels,
-            seg_factor=f, layers=[s_layer, c_layer],
+            seg_factor=self.seg_factor, layers=[s_layer, c_layer],
         )
         return header, x_coarse, c8
 
-    @staticmethod
-    def _residual(x: np.ndarray, x_coarse: np.ndarray) -> tuple[np.ndarray, int, int]:
-        """r = x - x', min/max-rescaled to [0, 255] (the paper's normalisation)."""
+    def _residual(self, x: np.ndarray, x_coarse: np.ndarray, bits: int) -> tuple[np.ndarray, int, int]:
+        """r = x - x' mapped to samples of ``bits`` bits: min/max-rescaled (the paper) or at a fixed offset."""
         r = x.astype(np.int16) - x_coarse.astype(np.int16)
-        lo, hi = int(r.min()), int(r.max())
+        top = (1 << bits) - 1
+        if self.residual_coding.mapping == "fixed":  # r/2 + 128 at 8 bits, r + 512 at 10
+            step = 2 if bits == 8 else 1
+            lo = -step * (1 << (bits - 1))
+            lo, hi = lo, lo + step * top
+        else:
+            lo, hi = int(r.min()), int(r.max())
+        dtype = np.uint8 if bits == 8 else np.uint16
         if hi == lo:
-            return np.zeros_like(x), lo, hi
-        r8 = np.rint((r - lo) * (255.0 / (hi - lo))).astype(np.uint8)
-        return r8, lo, hi
+            return np.zeros(x.shape, dtype), lo, hi
+        rn = np.clip(np.rint((r - lo) * (top / (hi - lo))), 0, top).astype(dtype)
+        return rn, lo, hi
 
     @staticmethod
-    def _add_residual(x_coarse: np.ndarray, r8: np.ndarray, lo: int, hi: int) -> np.ndarray:
-        r = r8.astype(np.float32) * ((hi - lo) / 255.0) + lo
+    def _add_residual(x_coarse: np.ndarray, rn: np.ndarray, lo: int, hi: int, bits: int = 8) -> np.ndarray:
+        r = rn.astype(np.float32) * ((hi - lo) / float((1 << bits) - 1)) + lo
         return np.clip(np.rint(x_coarse.astype(np.float32) + r), 0, 255).astype(np.uint8)
+
+    def _residual_codec(self, residual: str) -> codecs.LayerCodec:
+        return self.residual_coding.hevc() if residual == "hevc" else codecs.get(codecs.RESIDUAL_CODECS[residual])
 
     def encode(
         self,
@@ -296,39 +361,53 @@ class Codec:
         quality: int | None = None,
         target_bpp: float | None = None,
         verify: bool = False,
+        compact: str | None = None,
+        compact_q: int | None = None,
     ) -> EncodeResult:
         """Compress ``image`` into one ``.dsslic`` file.
 
         ``residual`` is a codec from :data:`codecs.RESIDUAL_CODECS` or ``"none"`` (coarse layers only);
         ``quality`` is its native setting (QP for hevc); ``target_bpp`` instead searches the setting
         whose whole file comes closest under that many bits per pixel (bisection on real encodes).
+        ``compact`` codes c (:data:`COMPACT_CODECS`; default hevc, the paper's ``jxl-lossless`` under a
+        learned residual, whose models were trained on it) at ``compact_q``, or else at the quality the joint
+        rule :func:`compact_quality` gives for the residual's setting.
         """
         x = load_image(image, self.max_pixels)
         h, w = x.shape[:2]
-        header, x_coarse, c8 = self._base_layers(x)
+        compact = compact or ("jxl-lossless" if residual == "learned" else DEFAULT_COMPACT)
+        if compact not in COMPACT_CODECS:
+            raise DsslicInputError(f"unknown compact codec {compact!r}; choose from {', '.join(COMPACT_CODECS)}")
+        if residual != "none" and residual not in codecs.RESIDUAL_CODECS:
+            raise DsslicInputError(
+                f"unknown residual codec {residual!r}; choose from {', '.join([*codecs.RESIDUAL_CODECS, 'none'])}"
+            )
+        seg = self._seg_layer(x)
+        bases: dict[int | None, tuple[Header, np.ndarray, np.ndarray]] = {}  # per quality of c, for the search
 
         def finish(q: int | None) -> EncodeResult:
+            q_c = compact_q if compact_q is not None else compact_quality(compact, residual, q)
+            if q_c not in bases:
+                bases[q_c] = self._base_layers(x, seg, compact, q_c)
+            header, x_coarse, c8 = bases[q_c]
             hd = Header(**{**header.__dict__, "layers": list(header.layers)})
             x_hat = x_coarse
             if residual == "learned":  # second enhancement layer coded given x' and c (dsslic.enhance)
                 payload, x_hat = self.enhancer().compress(x, x_coarse, c8, self._enhance_tiles())
                 hd.layers.append(Layer(LayerKind.RESIDUAL, codecs.get("learned").id, payload, 0))
             elif residual != "none":
-                rc = codecs.get(codecs.RESIDUAL_CODECS[residual])
-                r8, lo, hi = self._residual(x, x_coarse)
-                hd.res_min, hd.res_max = lo, hi
-                payload = rc.encode(r8, q)
-                hd.layers.append(Layer(LayerKind.RESIDUAL, rc.id, payload, rc.check_quality(q)))
+                rc = self._residual_codec(residual)
+                bits = self.residual_coding.bits if residual == "hevc" else 8
+                rn, lo, hi = self._residual(x, x_coarse, bits)
+                payload = rc.encode(rn, q)
+                hd.layers.append(Layer(LayerKind.RESIDUAL, rc.id, payload, rc.check_quality(q),
+                                       {"range": (lo, hi), "bits": bits}))
                 if verify or target_bpp is None:
-                    x_hat = self._add_residual(x_coarse, rc.decode(payload, r8.shape), lo, hi)
+                    x_hat = self._add_residual(x_coarse, rc.decode(payload, rn.shape), lo, hi, bits)
             data = bitstream.serialize(hd)
             sizes = {k.kind.name.lower(): len(k.data) for k in hd.layers}
-            return EncodeResult(data, w, h, sizes, q, psnr(x, x_coarse), psnr(x, x_hat))
+            return EncodeResult(data, w, h, sizes, q, q_c, psnr(x, x_coarse), psnr(x, x_hat))
 
-        if residual != "none" and residual not in codecs.RESIDUAL_CODECS:
-            raise DsslicInputError(
-                f"unknown residual codec {residual!r}; choose from {', '.join([*codecs.RESIDUAL_CODECS, 'none'])}"
-            )
         if target_bpp is None or residual == "none":
             res = finish(quality if residual != "none" else None)
         else:
@@ -394,7 +473,8 @@ class Codec:
         if lay.learned is not None:  # x~ <- x' + g_s(y^, x')
             enh = self.enhancer(lay.learned[:4])
             return enh.decompress(lay.learned, x_coarse, lay.c8, self._enhance_tiles())
-        return self._add_residual(x_coarse, lay.r8, hd.res_min, hd.res_max)  # x~ <- x' + r
+        bits = hd.layer(LayerKind.RESIDUAL).param("bits")  # type: ignore[union-attr]
+        return self._add_residual(x_coarse, lay.r8, hd.res_min, hd.res_max, bits)  # x~ <- x' + r
 
     # ------------------------------------------------------------------ API conveniences
     def compress(self, image: ImageLike, **kw) -> bytes:

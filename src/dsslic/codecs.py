@@ -74,25 +74,27 @@ def _check_claimed(w: int, h: int, shape: Shape, name: str) -> None:
 # Colour transforms (full-range BT.601, as JPEG, JFIF and libbpg's default use)
 # --------------------------------------------------------------------------------------------
 
-def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
-    """uint8 HxWx3 RGB -> uint8 3xHxW full-range BT.601 YCbCr planes."""
+def rgb_to_ycbcr(rgb: np.ndarray, bits: int = 8) -> np.ndarray:
+    """HxWx3 RGB -> 3xHxW full-range BT.601 YCbCr planes of ``bits`` bits (uint8, or uint16 above 8)."""
     x = rgb.astype(np.float32)
     r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    mid = float(1 << (bits - 1))
     y = 0.299 * r + 0.587 * g + 0.114 * b
-    cb = 128.0 - 0.168736 * r - 0.331264 * g + 0.5 * b
-    cr = 128.0 + 0.5 * r - 0.418688 * g - 0.081312 * b
-    return np.clip(np.rint(np.stack([y, cb, cr])), 0, 255).astype(np.uint8)
+    cb = mid - 0.168736 * r - 0.331264 * g + 0.5 * b
+    cr = mid + 0.5 * r - 0.418688 * g - 0.081312 * b
+    return np.clip(np.rint(np.stack([y, cb, cr])), 0, (1 << bits) - 1).astype(np.uint8 if bits == 8 else np.uint16)
 
 
-def ycbcr_to_rgb(ycc: np.ndarray) -> np.ndarray:
-    """uint8 3xHxW full-range YCbCr planes -> uint8 HxWx3 RGB."""
+def ycbcr_to_rgb(ycc: np.ndarray, bits: int = 8) -> np.ndarray:
+    """3xHxW full-range YCbCr planes of ``bits`` bits -> HxWx3 RGB (uint8, or uint16 above 8)."""
     y, cb, cr = (p.astype(np.float32) for p in ycc)
-    cb -= 128.0
-    cr -= 128.0
+    cb -= float(1 << (bits - 1))
+    cr -= float(1 << (bits - 1))
     r = y + 1.402 * cr
     g = y - 0.344136 * cb - 0.714136 * cr
     b = y + 1.772 * cb
-    return np.clip(np.rint(np.stack([r, g, b], axis=-1)), 0, 255).astype(np.uint8)
+    out = np.clip(np.rint(np.stack([r, g, b], axis=-1)), 0, (1 << bits) - 1)
+    return out.astype(np.uint8 if bits == 8 else np.uint16)
 
 
 # --------------------------------------------------------------------------------------------
@@ -243,12 +245,17 @@ class HevcCodec(LayerCodec):
     as the three planes: the paper's anchor). ``chroma`` is ``"444"`` or ``"420"``. The stream is a raw
     Annex-B HEVC stream; a BPG file would add a header of about 16 bytes (``container_overhead``).
     x265 needs each side >= 32 pixels, so smaller images are edge-padded and cropped back.
+    A uint16 image is coded at ``bits`` (10 or 12) bits per sample, 4:4:4 only (the residual layer's
+    deep mode); ``tune`` (``"none"``: x265's default) and the chroma QP offsets are encoder choices.
     """
 
     colorspace: str = "ycbcr"
     chroma: str = "444"
     preset: str = "veryslow"
     tune: str = "ssim"
+    bits: int = 8
+    cbqpoffs: int = 0
+    crqpoffs: int = 0
 
     name: ClassVar[str] = "hevc"
     id: ClassVar[int] = 3
@@ -264,17 +271,17 @@ class HevcCodec(LayerCodec):
         m = 2 if self.chroma == "420" else 1
         return max(self.MIN_SIDE, -(-h // m) * m), max(self.MIN_SIDE, -(-w // m) * m)
 
-    def _planes(self, img: np.ndarray) -> np.ndarray:
+    def _planes(self, img: np.ndarray, bits: int = 8) -> np.ndarray:
         if img.ndim == 2:
             img = np.repeat(img[..., None], 3, axis=2)
         if self.colorspace == "rgb":
             return np.ascontiguousarray(img[..., [1, 2, 0]].transpose(2, 0, 1))  # G, B, R like bpgenc
-        return rgb_to_ycbcr(img)
+        return rgb_to_ycbcr(img, bits)
 
-    def _rgb(self, planes: np.ndarray) -> np.ndarray:
+    def _rgb(self, planes: np.ndarray, bits: int = 8) -> np.ndarray:
         if self.colorspace == "rgb":
             return np.ascontiguousarray(planes.transpose(1, 2, 0)[..., [2, 0, 1]])
-        return ycbcr_to_rgb(planes)
+        return ycbcr_to_rgb(planes, bits)
 
     def encode(self, img: np.ndarray, quality: int | None = None) -> bytes:
         import av
@@ -282,10 +289,20 @@ class HevcCodec(LayerCodec):
         qp = self.check_quality(quality)
         h, w = img.shape[:2]
         ph, pw = self._padded(h, w)
-        planes = self._planes(img)
+        bits = self.bits if img.dtype == np.uint16 else 8
+        if bits not in (8, 10, 12) or (bits > 8 and self.chroma != "444"):
+            raise DsslicInputError(f"{self.name}: {bits}-bit samples need 4:4:4 and 10 or 12 bits")
+        planes = self._planes(img, bits)
         if (ph, pw) != (h, w):
             planes = np.pad(planes, ((0, 0), (0, ph - h), (0, pw - w)), mode="edge")
-        if self.chroma == "420":
+        if bits > 8:
+            pix = f"yuv444p{bits}le"
+            frame = av.VideoFrame(pw, ph, pix)
+            for plane, src in zip(frame.planes, planes):
+                buf = np.zeros((ph, plane.line_size // 2), np.uint16)
+                buf[:, :pw] = src
+                plane.update(buf.tobytes())
+        elif self.chroma == "420":
             y = planes[0]
             c = planes[1:].astype(np.float32).reshape(2, ph // 2, 2, pw // 2, 2).mean(axis=(2, 4))
             c = np.clip(np.rint(c), 0, 255).astype(np.uint8)
@@ -296,11 +313,9 @@ class HevcCodec(LayerCodec):
             pix = "yuv444p"
         ctx = av.CodecContext.create("libx265", "w")
         ctx.width, ctx.height, ctx.pix_fmt = pw, ph, pix
-        ctx.options = {
-            "preset": self.preset,
-            "tune": self.tune,
-            "x265-params": f"keyint=1:qp={qp}:info=0:repeat-headers=0:log-level=error",
-        }
+        ctx.options = {"preset": self.preset, **({"tune": self.tune} if self.tune != "none" else {}),
+                       "x265-params": f"keyint=1:qp={qp}:info=0:repeat-headers=0:log-level=error"
+                       + (f":cbqpoffs={self.cbqpoffs}:crqpoffs={self.crqpoffs}" if self.cbqpoffs or self.crqpoffs else "")}
         packets = list(ctx.encode(frame)) + list(ctx.encode(None))
         return b"".join(bytes(p) for p in packets)
 
@@ -327,8 +342,13 @@ class HevcCodec(LayerCodec):
             raise DsslicFormatError(f"{self.name} layer holds {len(frames)} pictures, expected 1")
         fr = frames[0]
         _check_claimed(fr.width, fr.height, (ph, pw), self.name)
-        if fr.format.name != ("yuv420p" if self.chroma == "420" else "yuv444p"):
+        deep = {"yuv444p10le": 10, "yuv444p12le": 12} if self.chroma == "444" else {}
+        if fr.format.name != ("yuv420p" if self.chroma == "420" else "yuv444p") and fr.format.name not in deep:
             raise DsslicFormatError(f"{self.name} layer has pixel format {fr.format.name}")
+        if fr.format.name in deep:  # a deep residual: uint16 samples (the caller checks the depth it expects)
+            bits = deep[fr.format.name]
+            planes = np.stack([np.frombuffer(p, np.uint16).reshape(ph, p.line_size // 2)[:, :pw] for p in fr.planes])
+            return _expect(self._rgb(planes[:, :h, :w], bits), (h, w, 3), self.name)
         arr = fr.to_ndarray()
         if self.chroma == "420":
             planes = np.empty((3, ph, pw), np.uint8)

@@ -26,7 +26,7 @@ from torch import nn
 
 from .compnet import CompNet
 from .errors import DsslicInputError
-from .finenet import FineNet, RecNet, upsample
+from .finenet import FineNet, LeanFineNet, RecNet, upsample
 from .registry import WEIGHTS_DIR, available  # the torch-free part of the registry
 
 
@@ -97,6 +97,7 @@ class LearnedConfig:
     compact: str = "compnet"  # "compnet" (paper) or "area" (c anchored to the low-pass image)
     finenet: bool = True  # False = upComp ablation
     up_mode: str = "bilinear"
+    arch: str = "finenet"  # "finenet" (pix2pixHD's global generator) or "lean" (LeanFineNet, ~5k MAC/pixel)
 
     @classmethod
     def preset(cls, preset: str, **kw) -> "LearnedConfig":
@@ -118,7 +119,10 @@ class LearnedModel(DsslicModel):
         self.compnet = (
             CompNet(config.num_labels, config.width, config.norm) if config.compact == "compnet" else None
         )
-        fine = FineNet(config.num_labels, config.width, config.n_blocks, config.norm) if config.finenet else None
+        fine = None
+        if config.finenet:
+            fine = (LeanFineNet(config.num_labels, config.width, config.n_blocks, config.alpha) if config.arch == "lean"
+                    else FineNet(config.num_labels, config.width, config.n_blocks, config.norm))
         self.recnet = RecNet(fine, config.alpha, config.up_mode)
         self._id: bytes | None = None
 
@@ -133,7 +137,10 @@ class LearnedModel(DsslicModel):
     @property
     def model_id(self) -> bytes:
         if self._id is None:
-            h = hashlib.sha256(json.dumps(asdict(self.config), sort_keys=True).encode())
+            conf = asdict(self.config)
+            if conf["arch"] == "finenet":  # fields added later hash only when set, so older models keep their ids
+                del conf["arch"]
+            h = hashlib.sha256(json.dumps(conf, sort_keys=True).encode())
             for k, v in sorted(self.state_dict().items()):
                 h.update(k.encode())
                 h.update(v.detach().to(torch.float32).cpu().numpy().tobytes())

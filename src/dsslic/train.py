@@ -49,6 +49,9 @@ class TrainConfig:
     compact: str = "compnet"  # or "area": c anchored to the low-pass image
     finenet: bool = True  # False: the upComp ablation
     up_mode: str = "bilinear"  # up(c): "bilinear" (paper) or "bicubic" (+0.3 dB for an area-mean c)
+    arch: str = "finenet"  # "finenet" or "lean" (LeanFineNet at 1/8 with pixel shuffle, ~4.5k MAC/pixel)
+    lossy_c: str = ""  # "CODEC:Q1,Q2,..." (e.g. hevc:20,28,36,lossless): RecNet learns from c as that codec decodes it
+    lossy_scales: str = "1,0.5"  # lossy_c: images are coded whole at these scales (instead of per-crop scale jitter)
     steps: int = 10000
     batch: int = 16
     crop: int = 256
@@ -140,12 +143,62 @@ def batch_at(step: int, rank: int, cfg: TrainConfig, imgs, labels) -> tuple[torc
     return x, s
 
 
+def decoded_compacts(cfg: TrainConfig, imgs: list[torch.Tensor], alpha: int = 8
+                     ) -> list[tuple[torch.Tensor, list[torch.Tensor]]]:
+    """For ``lossy_c``: each image (at each scale, cropped to multiples of alpha) with its area-mean c as the
+    codec decodes it at every listed quality ('lossless': c itself). Coded whole, as the codec codes a file."""
+    from PIL import Image
+
+    from . import codecs
+
+    name, _, qs = cfg.lossy_c.partition(":")
+    cod = codecs.get(codecs.RESIDUAL_CODECS.get(name, name))
+    quals = [None if q == "lossless" else int(q) for q in qs.split(",") if q]
+    out = []
+    for x in imgs:
+        for sc in (float(v) for v in cfg.lossy_scales.split(",")):
+            h, w = int(x.shape[1] * sc) // alpha * alpha, int(x.shape[2] * sc) // alpha * alpha
+            if min(h, w) < cfg.crop:
+                continue
+            xs = x if sc == 1 else torch.from_numpy(np.asarray(Image.fromarray(x.permute(1, 2, 0).numpy()).resize(
+                (int(x.shape[2] * sc), int(x.shape[1] * sc)), Image.LANCZOS))).permute(2, 0, 1)
+            xs = xs[:, :h, :w].contiguous()
+            c = torch.round(F.avg_pool2d(xs[None].float(), alpha)[0]).to(torch.uint8)
+            c_np = np.ascontiguousarray(c.permute(1, 2, 0).numpy())
+            cs = [c if q is None else torch.from_numpy(cod.decode(cod.encode(c_np, q), c_np.shape)).permute(2, 0, 1)
+                  .contiguous() for q in quals]
+            out.append((xs, cs))
+    return out
+
+
+def lossy_batch_at(step: int, rank: int, cfg: TrainConfig, pairs, alpha: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """Crops of x aligned to the alpha grid with the matching crop of one decoded c; flips and rotations."""
+    g = torch.Generator().manual_seed(hash((cfg.seed, step, rank)) & 0x7FFFFFFF)
+    k, kc = cfg.crop, cfg.crop // alpha
+    xs, cs = [], []
+    for _ in range(cfg.batch):
+        x, variants = pairs[int(torch.randint(len(pairs), (1,), generator=g))]
+        c = variants[int(torch.randint(len(variants), (1,), generator=g))]
+        y0 = int(torch.randint(c.shape[1] - kc + 1, (1,), generator=g))
+        x0 = int(torch.randint(c.shape[2] - kc + 1, (1,), generator=g))
+        xc = x[:, y0 * alpha : y0 * alpha + k, x0 * alpha : x0 * alpha + k].float() / 255
+        cc = c[:, y0 : y0 + kc, x0 : x0 + kc].float() / 255
+        if torch.rand(1, generator=g) < 0.5:
+            xc, cc = xc.flip(-1), cc.flip(-1)
+        r = int(torch.randint(4, (1,), generator=g))
+        xs.append(xc.rot90(r, (1, 2)))
+        cs.append(cc.rot90(r, (1, 2)))
+    return torch.stack(xs), torch.stack(cs)
+
+
 # ------------------------------------------------------------------------------------- model
 def build(cfg: TrainConfig) -> tuple[LearnedModel, MultiscaleDiscriminator | None]:
     over = {k: v for k, v in [("width", cfg.width), ("n_blocks", cfg.n_blocks), ("norm", cfg.norm)] if v is not None}
     mcfg = LearnedConfig.preset(cfg.preset, name=cfg.name, num_labels=cfg.num_labels, compact=cfg.compact,
-                                finenet=cfg.finenet, up_mode=cfg.up_mode, segmenter=cfg.segmenter if cfg.num_labels else "none", **over)
+                                finenet=cfg.finenet, up_mode=cfg.up_mode, arch=cfg.arch, segmenter=cfg.segmenter if cfg.num_labels else "none", **over)
     g = LearnedModel(mcfg)
+    if cfg.lossy_c and (cfg.compact != "area" or cfg.num_labels):
+        raise ValueError("lossy_c trains RecNet alone: it needs compact='area' and no labels")
     d = None
     if cfg.gan:
         d = MultiscaleDiscriminator(cfg.num_labels + 6, width=mcfg.width, norm="instance")
@@ -197,8 +250,10 @@ class Trainer:
         self.d_fwd = (torch.compile(dm) if cfg.compile else dm) if dm is not None else None
 
     # ---- one step of eq. 10: L = L_D + L_G
-    def train_step(self, x: torch.Tensor, s: torch.Tensor | None) -> dict[str, torch.Tensor | float]:
-        """One generator and one discriminator update. Logged values are detached tensors (no GPU sync)."""
+    def train_step(self, x: torch.Tensor, s: torch.Tensor | None, c_dec: torch.Tensor | None = None
+                   ) -> dict[str, torch.Tensor | float]:
+        """One generator and one discriminator update. Logged values are detached tensors (no GPU sync).
+        ``c_dec``: the decoded compact image to reconstruct from (lossy_c) instead of CompNet's."""
         cfg, lam = self.cfg, self.cfg.lam
         lr = lr_at(self.step, cfg)
         for opt in (self.optG, self.optD):
@@ -210,7 +265,11 @@ class Trainer:
         s = s.to(self.device, non_blocking=True) if s is not None else None
         amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and self.device.type == "cuda")
         with amp:
-            c, x_hat = self.g_fwd(x, s, True)
+            if c_dec is not None:
+                c = c_dec.to(self.device, non_blocking=True)
+                x_hat = self.G.reconstruct(s, c)
+            else:
+                c, x_hat = self.g_fwd(x, s, True)
             c_up = upsample(c, self.G.alpha, self.G.config.up_mode)
             logs = {}
             loss_g = 2 * lam * l1_loss(x_hat, x)
@@ -286,6 +345,7 @@ class Trainer:
         from tqdm import tqdm
 
         cfg = self.cfg
+        pairs = decoded_compacts(cfg, imgs, self.G.alpha) if cfg.lossy_c else None
         log_path = self.out / "log.csv"
         writer = None
         try:
@@ -300,10 +360,14 @@ class Trainer:
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not progress or bool(self.rank), unit="step")
         t0, n0 = time.time(), self.step
         while self.step < cfg.steps:
-            x, s = batch_at(self.step, self.rank, cfg, imgs, labels)
+            c_dec = None
+            if pairs is not None:
+                (x, c_dec), s = lossy_batch_at(self.step, self.rank, cfg, pairs, self.G.alpha), None
+            else:
+                x, s = batch_at(self.step, self.rank, cfg, imgs, labels)
             if self.device.type == "cuda":
                 x = x.pin_memory()
-            logs = self.train_step(x, s)
+            logs = self.train_step(x, s, c_dec)
             bar.update()
             if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                 logs = {k: float(v) for k, v in logs.items()}
@@ -337,6 +401,10 @@ def add_parser(sub) -> None:
     p.add_argument("--compact", default="compnet", choices=["compnet", "area"])
     p.add_argument("--no-finenet", action="store_true", help="the upComp ablation")
     p.add_argument("--up-mode", default="bilinear", choices=["bilinear", "bicubic"], help="how c is brought to size")
+    p.add_argument("--arch", default="finenet", choices=["finenet", "lean"], help="FineNet, or the lean one at 1/8")
+    p.add_argument("--lossy-c", default="", metavar="CODEC:Q,...",
+                   help="train RecNet on c as this codec decodes it, e.g. hevc:20,28,36,lossless (needs --compact area)")
+    p.add_argument("--ssim-weight", type=float, default=1.0)
     p.add_argument("--steps", type=int, default=10000)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--crop", type=int, default=256)
@@ -366,11 +434,22 @@ def cmd_train(a) -> int:
     cfg = TrainConfig(
         data=a.data, out=a.out, labels=[] if a.no_seg else a.labels, num_labels=0 if a.no_seg else a.num_labels,
         preset=a.preset, name=a.name, width=a.width, n_blocks=a.n_blocks, norm=a.norm, compact=a.compact,
-        finenet=not a.no_finenet, up_mode=a.up_mode, steps=a.steps, batch=a.batch, crop=a.crop, lr=a.lr, gan=not a.no_gan, vgg=a.vgg,
+        finenet=not a.no_finenet, up_mode=a.up_mode, arch=a.arch, lossy_c=a.lossy_c, ssim_weight=a.ssim_weight, steps=a.steps, batch=a.batch, crop=a.crop, lr=a.lr, gan=not a.no_gan, vgg=a.vgg,
         synth=a.synth, up_weight=a.up_weight, augment=a.augment, seed=a.seed, device=a.device, compile=a.compile,
         log_every=a.log_every, ckpt_every=a.ckpt_every)
     if cfg.labels and not cfg.num_labels:
         raise DsslicInputError("--labels needs --num-labels")
+    if cfg.lossy_c:
+        from . import codecs
+
+        name, _, qs = cfg.lossy_c.partition(":")
+        try:
+            codecs.get(codecs.RESIDUAL_CODECS.get(name, name)).check_quality(
+                *[int(q) for q in qs.split(",") if q and q != "lossless"][:1])
+        except ValueError as e:
+            raise DsslicInputError(f"--lossy-c {cfg.lossy_c}: {e}") from None
+        if cfg.compact != "area" or cfg.num_labels:
+            raise DsslicInputError("--lossy-c trains RecNet alone: it needs --compact area and no labels")
     for d in cfg.data + cfg.labels:
         if not Path(d).is_dir():
             raise DsslicInputError(f"{d}: no such directory")
