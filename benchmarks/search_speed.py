@@ -40,6 +40,8 @@ def compress_kodak(kodak: Path, work: Path, seg_factor: int) -> list[Path]:
     out = work / f"kodak-f{seg_factor}"
     out.mkdir(parents=True, exist_ok=True)
     files = sorted(kodak.glob("*.png"))
+    if not files:
+        raise SystemExit(f"no PNG images in {kodak}")
     codec = None
     for f in files:
         dst = out / (f.stem + ".dsslic")

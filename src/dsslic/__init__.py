@@ -26,19 +26,23 @@ if TYPE_CHECKING:
 _codecs: dict[tuple, Any] = {}
 
 
-def _codec(model: str | None, device: str) -> "Codec":
+def _codec(model: str | None, device: str, segmenter: str | None = None) -> "Codec":
     from .codec import Codec
 
-    key = (model, device)
+    key = (model, device, segmenter)
     if key not in _codecs:
-        _codecs[key] = Codec(model=model, device=device)
+        _codecs[key] = Codec(model=model, device=device, segmenter=segmenter)
     return _codecs[key]
 
 
 def compress(image: Any, *, model: str | None = None, residual: str = "hevc", quality: int | None = None,
-             target_bpp: float | None = None, device: str = "cpu") -> bytes:
-    """Compress a path, PIL image or numpy array into the bytes of one ``.dsslic`` file."""
-    return _codec(model, device).compress(image, residual=residual, quality=quality, target_bpp=target_bpp)
+             target_bpp: float | None = None, device: str = "cpu", segmenter: str | None = None,
+             roi: str | list[str] | None = None, roi_boost: int | None = None) -> bytes:
+    """Compress a path, PIL image or numpy array into the bytes of one ``.dsslic`` file.
+
+    ``roi``: class names of the label map whose residual gets ``roi_boost`` QP steps more (default 6)."""
+    return _codec(model, device, segmenter).compress(image, residual=residual, quality=quality, target_bpp=target_bpp,
+                                                     roi=roi, roi_boost=roi_boost)
 
 
 def decompress(data: bytes, *, layers: str = "full", model: str | None = None, device: str = "cpu") -> Any:
