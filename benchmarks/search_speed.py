@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -51,10 +52,16 @@ def compress_kodak(kodak: Path, work: Path, seg_factor: int) -> list[Path]:
     return sorted(out.glob("*.dsslic"))
 
 
-def indexing(files: list[Path], copies: int, work: Path, jobs: int) -> tuple[float, float]:
-    """(files/s for a fresh index, files/s re-indexing the unchanged collection)."""
+def _cpu() -> float:
+    """CPU seconds of this process and of its finished children (the pool's workers)."""
+    ru, rc = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime + rc.ru_utime + rc.ru_stime
+
+
+def indexing(files: list[Path], copies: int, work: Path, jobs: int) -> tuple[float, float, float]:
+    """(files/s for a fresh index, files per CPU second for it, files/s re-indexing the unchanged collection)."""
     coll = work / "coll"
-    if not coll.exists() or len(list(coll.iterdir())) != copies or (coll / ".src").read_text() != str(files[0].parent):
+    if not coll.exists() or len(list(coll.iterdir())) != copies + 1 or (coll / ".src").read_text() != str(files[0].parent):
         shutil.rmtree(coll, ignore_errors=True)
         coll.mkdir()
         for i in range(copies):
@@ -62,15 +69,15 @@ def indexing(files: list[Path], copies: int, work: Path, jobs: int) -> tuple[flo
         (coll / ".src").write_text(str(files[0].parent))
     db = work / "idx.sqlite"
     db.unlink(missing_ok=True)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), _cpu()
     st = ss.index([coll], db, jobs=jobs)
-    fresh = time.perf_counter() - t
+    fresh, cpu = time.perf_counter() - t, _cpu() - c
     assert st.indexed == copies and not st.failed, st
     t = time.perf_counter()
     st = ss.index([coll], db, jobs=jobs)
     again = time.perf_counter() - t
     assert st.unchanged == copies
-    return copies / fresh, copies / again
+    return copies / fresh, copies / cpu, copies / again
 
 
 def decode_rate(files: list[Path], kodak: Path, n: int = 3) -> float:
@@ -150,17 +157,21 @@ def main() -> None:
     print(f"# search speed ({os.cpu_count()} CPUs)\n\n`python benchmarks/{Path(__file__).name} {' '.join(sys.argv[1:])}`\n")
     like = None
     if not a.skip_indexing:
-        print("| label map stored at | map bytes/file (mean) | index, 1 process | index, 2 processes | re-index unchanged, 1 process |")
-        print("|---|---|---|---|---|")
+        print(f"Load average before: {' / '.join(f'{v:.1f}' for v in os.getloadavg())} (1/5/15 min; the machine is shared)\n")
+        print("| label map stored at | map bytes/file (mean) | index, 1 process | index, 2 processes | "
+              "files per CPU second (1 process) | re-index unchanged, 1 process |")
+        print("|---|---|---|---|---|---|")
         for f in map(int, a.seg_factors.split(",")):
             files = compress_kodak(a.kodak, a.work, f)
             like = like or files[0]
             seg_bytes = np.mean([len(bitstream.parse(p.read_bytes()).layers[0].data) for p in files])
-            r1, again = indexing(files, a.copies, a.work, 1)
-            r2, _ = indexing(files, a.copies, a.work, 2)
-            print(f"| 1/{f} | {seg_bytes:.0f} | {r1:.0f} files/s | {r2:.0f} files/s | {again:.0f} files/s |", flush=True)
+            r1, cpu1, again = indexing(files, a.copies, a.work, 1)
+            r2, _, _ = indexing(files, a.copies, a.work, 2)
+            print(f"| 1/{f} | {seg_bytes:.0f} | {r1:.0f} files/s | {r2:.0f} files/s | {cpu1:.0f} | {again:.0f} files/s |",
+                  flush=True)
+        print(f"\nLoad average after: {' / '.join(f'{v:.1f}' for v in os.getloadavg())}")
         ref = decode_rate(compress_kodak(a.kodak, a.work, 1), a.kodak)
-        print(f"\nreference, decoding whole images (model general, HEVC QP 32): {ref:.2f} files/s\n")
+        print(f"\nReference, decoding whole images in one process (model general, HEVC QP 32): {ref:.2f} files/s\n")
     if like is None:
         like = compress_kodak(a.kodak, a.work, 1)[0]
     sizes = [int(s) for s in a.sizes.split(",")]
