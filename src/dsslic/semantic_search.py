@@ -343,7 +343,13 @@ def _class_id(sp: _Space, name: str) -> int | None:
     return lower.index(name) if name in lower else None
 
 
-def _filter_sql(sp: _Space, has: list[tuple[str, float | None]], not_: list[tuple[str, float | None]]) -> tuple[str, list] | None:
+def _count(con: sqlite3.Connection, space: int, c: int, amin: float | None, cap: int = 100_000) -> int:
+    return con.execute("SELECT count(*) FROM (SELECT 1 FROM areas WHERE space=? AND class=? AND area>=? LIMIT ?)",
+                       (space, c, amin or 0.0, cap)).fetchone()[0]
+
+
+def _filter_sql(con: sqlite3.Connection, sp: _Space, has: list[tuple[str, float | None]],
+                not_: list[tuple[str, float | None]]) -> tuple[str, list] | None:
     """SQL selecting (file_id, score) of this space's files that pass the filters, or None if none can."""
     params: list = []
     terms = []
@@ -352,6 +358,8 @@ def _filter_sql(sp: _Space, has: list[tuple[str, float | None]], not_: list[tupl
         if c is None:
             return None
         terms.append((c, amin))
+    if len(terms) > 1:  # the rarest term drives the scan; the others are index lookups per file
+        terms.sort(key=lambda t: _count(con, sp.space, *t))
     excl = [(c, amax) for c, amax in ((_class_id(sp, n), amax) for n, amax in not_) if c is not None]
     if terms:
         c0, a0 = terms[0]
@@ -474,16 +482,16 @@ def search(db: str | os.PathLike, *, has: Sequence[str] = (), not_: Sequence[str
             if sp is not None:
                 allowed = None
                 if hs or nots:
-                    f = _filter_sql(sp, hs, nots)
+                    f = _filter_sql(con, sp, hs, nots)
                     allowed = set() if f is None else {r[0] for r in con.execute(f[0], f[1])}
                 hits = _rank_like(con, space, qgrid, allowed, top, own)
         else:
             for sp in spaces:
-                f = _filter_sql(sp, hs, nots)
+                f = _filter_sql(con, sp, hs, nots)
                 if f is None:
                     continue
                 sql, params = f
-                limit = f" ORDER BY score DESC, fid LIMIT {int(top)}" if top else ""
+                limit = f" ORDER BY score DESC LIMIT {int(top)}" if top else ""  # one class: in index order
                 hits += con.execute(f"SELECT q.fid, q.score, f.path FROM (SELECT fid, score FROM ({sql}){limit}) q"
                                     " JOIN files f ON f.id=q.fid", params).fetchall()
             hits.sort(key=lambda t: (-t[1], t[0]))
