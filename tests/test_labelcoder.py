@@ -58,3 +58,36 @@ def test_hostile_payloads_fail_cleanly():
         assert int(out.max()) < int.from_bytes(data[:2], "little")
     with pytest.raises(ValueError):
         labelcoder.encode(np.zeros((3, 3), np.uint16))
+
+
+class _RegionSegmenter:
+    """A stand-in network segmenter: a region map in the photo label space."""
+
+    name, exact = "regions", False
+    class_names = ["sky", "tree", "road", "grass", "water", "building", "mountain", "person", "animal", "vehicle",
+                   "other"]
+    num_labels = len(class_names)
+
+    @property
+    def id(self):
+        from dsslic import labelspace
+
+        return labelspace.PHOTO.id
+
+    def segment(self, image):
+        return region_map(*image.shape[:2], seed=5, n=6)
+
+
+@pytest.mark.parametrize("budget, factor", [(1.0, 4), (1e-9, 16)])
+def test_label_free_model_stores_the_map_at_the_finest_resolution_in_budget(budget, factor):
+    from dsslic import Codec, bitstream, codec, info
+
+    img = np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    cd = Codec("plain", segmenter=_RegionSegmenter(), label_budget_bpp=budget)
+    data = cd.compress(img, residual="none")
+    hd = bitstream.parse(data)
+    assert hd.seg_factor == factor
+    s = codec.decode_layers(hd, "seg").s
+    full = region_map(64, 96, seed=5, n=6)
+    assert s.shape == full.shape and (s == full).mean() > 0.8
+    assert set(info(data)["label_areas"]) <= set(_RegionSegmenter.class_names)

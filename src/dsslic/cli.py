@@ -86,7 +86,7 @@ def cmd_compress(a: argparse.Namespace) -> int:
 
     segmenter = segnet.get(a.segmenter, device=a.device) if a.segmenter else None
     if a.labels:
-        segmenter = segnet.FileSegmenter(a.labels)
+        segmenter = segnet.FileSegmenter(a.labels, label_space=a.label_space)
     codec = Codec(model=a.model, segmenter=segmenter, device=a.device, max_pixels=a.max_pixels, enhance=a.enhance)
     roi = codec.roi(a.roi, a.roi_boost, a.residual) if a.roi or a.roi_boost is not None else None
     failed = 0
@@ -237,7 +237,10 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     c.add_argument("--model", help="model name or .safetensors path (default: the shipped default)")
     c.add_argument("--enhance", metavar="NAME|PATH", help="learned enhancement model for --residual learned")
     c.add_argument("--labels", metavar="MAP.png", help="use this label map as the base layer (the 'file' segmenter)")
-    c.add_argument("--segmenter", help="segmenter for the base layer (default: the model's): none, camvid11, hf:DIR, ...")
+    c.add_argument("--label-space", metavar="NAME", help="with --labels: the label space its ids belong to (photo, "
+                                                          "camvid11; default: numbered classes)")
+    c.add_argument("--segmenter", help="segmenter for the base layer (default: photo for label-free models, else the "
+                                       "model's own): photo, camvid11, none, hf:DIR, ...")
     c.add_argument("--force", action="store_true", help="overwrite existing outputs")
     c.add_argument("--verify", action="store_true", help="decode each output and check it against the encoder")
     c.add_argument("-q", "--quiet", action="store_true")

@@ -82,6 +82,10 @@ class ResidualCoding:
     def tag(self) -> str:
         return f"{self.mapping}{self.bits}:{self.tune}:{self.chroma_offset:+d}"
 
+#: a label-free model's map is stored at the finest of these resolutions whose base layer fits the budget
+AUTO_SEG_FACTORS = (4, 8, 16)
+LABEL_BUDGET_BPP = 0.006
+
 
 @dataclass
 class EncodeResult:
@@ -193,7 +197,8 @@ class Codec:
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         tile: int = 1024,
         overlap: int = 128,
-        seg_factor: int = 1,
+        seg_factor: int | None = None,
+        label_budget_bpp: float = LABEL_BUDGET_BPP,
         enhance: str | enhance.EnhanceModel | None = None,
         residual_coding: ResidualCoding | None = None,
     ) -> None:
@@ -220,9 +225,10 @@ class Codec:
         self.alpha = self.model.alpha
         # networks run in overlapping tiles of tile x tile pixels (full resolution) on large images
         self.tile, self.overlap = tile, overlap
-        if not 1 <= seg_factor <= 255:
+        if seg_factor is not None and not 1 <= seg_factor <= 255:
             raise DsslicInputError("seg_factor must be in 1..255")
-        self.seg_factor = seg_factor  # the label map is stored at 1/seg_factor of the size
+        self.seg_factor = seg_factor  # the label map is stored at 1/seg_factor of the size (None: chosen per image)
+        self.label_budget_bpp = label_budget_bpp
         # the learned enhancement layer (--residual learned): a name, a path or a model; loaded when needed
         self._enhance_arg = enhance
         self._enhance_model: enhance.EnhanceModel | None = None
@@ -301,24 +307,20 @@ class Codec:
             return self._to_uint8(x)[:h, :w]
 
     # ------------------------------------------------------------------ Algorithm 1: encoder
-    def _seg_layer(self, x: np.ndarray) -> tuple[Layer, np.ndarray]:
+    def _seg_layer(self, x: np.ndarray) -> tuple[Layer, np.ndarray, int]:
         """The base layer, and the label map the decoder will have."""
         h, w = x.shape[:2]
         s = self.segmenter.segment(x)  # s <- SegNet(x)
         if s.shape != (h, w):
             raise DsslicInputError(f"segmenter gave a {s.shape} map for a {w}x{h} image")
-        f = self.seg_factor
-        s_stored = s[f // 2 :: f, f // 2 :: f] if f > 1 else s
-        if s_stored.shape != (-(-h // f), -(-w // f)):  # the last row/column when the size is not a multiple
-            s_stored = _pad_to(s, f)[f // 2 :: f, f // 2 :: f]
-        s_layer = seg_layer(np.ascontiguousarray(s_stored))
-        return s_layer, _upscale_labels(s_stored, f, h, w)
+        f, s_stored, s_layer = self._store_labels(s)
+        return s_layer, _upscale_labels(s_stored, f, h, w), f  # the map the decoder will have, and its factor
 
-    def _base_layers(self, x: np.ndarray, seg: tuple[Layer, np.ndarray], compact: str, q_c: int | None
+    def _base_layers(self, x: np.ndarray, seg: tuple[Layer, np.ndarray, int], compact: str, q_c: int | None
                      ) -> tuple[Header, np.ndarray, np.ndarray]:
         """Base and first enhancement layers, and x' computed from their decoded content."""
         h, w = x.shape[:2]
-        s_layer, s = seg
+        s_layer, s, f = seg
         c_codec = codecs.get(COMPACT_CODECS[compact])
         x_pad = _pad_to(x, self.alpha)
         s_pad = _pad_to(s, self.alpha)
@@ -330,9 +332,23 @@ class Codec:
         header = Header(
             width=w, height=h, alpha=self.alpha, model_id=self.model.model_id,
             segmenter_id=self.segmenter.id, num_labels=self.segmenter.num_labels,
-            seg_factor=self.seg_factor, layers=[s_layer, c_layer],
+            seg_factor=f, layers=[s_layer, c_layer],
         )
         return header, x_coarse, c8
+
+    def _store_labels(self, s: np.ndarray) -> tuple[int, np.ndarray, Layer]:
+        """The base layer: the map at 1/seg_factor. A label-free model's map is side information (search, ROI):
+        with ``seg_factor=None`` it is stored at the finest of 1/4, 1/8, 1/16 that fits ``label_budget_bpp`` (a map the
+        user gives, a uniform one, or one the model reads: at full resolution)."""
+        factors = ([self.seg_factor] if self.seg_factor is not None else
+                   [1] if self.model.num_labels or self.segmenter.exact or (s == s.flat[0]).all()
+                   else list(AUTO_SEG_FACTORS))
+        for f in factors:
+            s_stored = np.ascontiguousarray(_pad_to(s, f)[f // 2 :: f, f // 2 :: f])
+            layer = seg_layer(s_stored)
+            if 8 * len(layer.data) <= self.label_budget_bpp * s.size:
+                break
+        return f, s_stored, layer
 
     def _residual(self, x: np.ndarray, x_coarse: np.ndarray, bits: int, gain: np.ndarray | None = None
                   ) -> tuple[np.ndarray, int, int]:

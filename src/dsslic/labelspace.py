@@ -94,6 +94,10 @@ PHOTO = LabelSpace(
 _KNOWN = {ls.name: ls for ls in (NONE, CAMVID11, PHOTO)}
 
 
+def names() -> list[str]:
+    return list(_KNOWN)
+
+
 def by_name(name: str) -> LabelSpace | None:
     return _KNOWN.get(name)
 

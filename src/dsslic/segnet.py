@@ -33,6 +33,7 @@ class Segmenter(ABC):
 
     name: str
     class_names: list[str]
+    exact: bool = False  # a map given by the user: stored at full resolution, never subsampled
 
     @property
     def num_labels(self) -> int:
@@ -82,8 +83,15 @@ class FileSegmenter(Segmenter):
     """Labels supplied by the user: a label-map PNG (values are class ids) or an array."""
 
     name = "file"
+    exact = True
 
-    def __init__(self, labels: str | os.PathLike | np.ndarray, class_names: list[str] | None = None) -> None:
+    def __init__(self, labels: str | os.PathLike | np.ndarray, class_names: list[str] | None = None,
+                 label_space: str | None = None) -> None:
+        if label_space is not None:
+            ls = labelspace.by_name(label_space)
+            if ls is None:
+                raise DsslicInputError(f"unknown label space {label_space!r}; known: {', '.join(labelspace.names())}")
+            class_names = list(ls.class_names)
         if isinstance(labels, np.ndarray):
             arr = labels
         else:
@@ -106,7 +114,8 @@ class FileSegmenter(Segmenter):
         n = int(self.labels.max(initial=0)) + 1
         self.class_names = class_names or [f"class{i}" for i in range(n)]
         if n > len(self.class_names):
-            raise DsslicInputError(f"label map has id {n - 1} but only {len(self.class_names)} classes")
+            raise DsslicInputError(f"label map has id {n - 1} but its label space has only {len(self.class_names)} "
+                                   "classes")
 
     def segment(self, image: np.ndarray) -> np.ndarray:
         if image.shape[:2] != self.labels.shape:
