@@ -108,13 +108,13 @@ def synthetic_index(path: Path, n: int, seed: int = 0) -> None:
         shares = w / w.sum(1, keepdims=True)
         cells = rng.gamma((shares * 4 + 1e-3)[:, None, :].repeat(16, 1)) * present[:, None, :]
         grid = cells / np.maximum(cells.sum(2, keepdims=True), 1e-12)
-        shares = grid.mean(1)
-        h8, g8 = np.rint(shares * 255).astype(np.uint8), np.rint(grid * 255).astype(np.uint8)
+        shares = grid.mean(1).astype(np.float32)
+        g8 = np.rint(grid * 255).astype(np.uint8)
         rows, arows = [], []
         for j in range(m):
             fid += 1
             rows.append((fid, f"/collection/{fid // 1000:04d}/{fid:07d}.dsslic", 40000, 0, 0, 768, 512, "00000000",
-                         space, k, h8[j].tobytes(), g8[j].tobytes()))
+                         space, k, shares[j].tobytes(), g8[j].tobytes()))
             arows += [(space, int(c), float(shares[j, c]), fid) for c in np.flatnonzero(shares[j] > 0)]
         con.executemany("INSERT INTO files VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
         con.executemany("INSERT INTO areas VALUES (?,?,?,?)", arows)

@@ -99,6 +99,27 @@ def test_index_folder_with_corrupt_file_then_queries(collection, tmp_path):
     assert res[0]["areas"] == pytest.approx({"sky": 0.5, "road": 0.25, "car": 0.25})
 
 
+def test_index_order_and_packed_paths_agree(collection, tmp_path):
+    db = tmp_path / "i.sqlite"
+    search.index(collection, db)
+    # one class with --top reads the areas index; without --top (or with other terms) the packed shares
+    for has in (["road"], ["sky:0.4"], ["car:0.02"]):
+        assert search.search(db, has=has, top=2) == search.search(db, has=has)[:2]
+
+
+def test_interrupted_index_is_repacked(collection, tmp_path):
+    import sqlite3
+
+    db = tmp_path / "i.sqlite"
+    search.index(collection, db)
+    con = sqlite3.connect(db)  # what a run killed after a commit leaves: new rows, stale packs
+    con.execute("DELETE FROM packs")
+    con.execute("UPDATE meta SET value='stale' WHERE key='packs'")
+    con.commit()
+    con.close()
+    assert sorted(names(search.search(db, has=["sky"], not_=["car"]))) == ["street_ped.dsslic", "upside_down.dsslic"]
+
+
 def test_like_ranks_by_layout(collection, tmp_path):
     db = tmp_path / "i.sqlite"
     search.index(collection, db)

@@ -6,12 +6,13 @@ torch import). Per file the index stores the area share of every class and a 4x4
 (the coarse layout). The index is one SQLite file:
 
 * ``files``: path, size, mtime, header CRC (incremental re-indexing), size in pixels, model and label-space
-  ids, and two blobs: ``hist`` (K class shares, uint8 in 1/255) and ``grid`` (16 x K, the same per cell);
-* ``areas``: one row per (file, class present) with its exact share, indexed by (space, class, area) so
-  that ``--has CLASS:MIN`` is an index range scan;
+  ids, and two blobs: ``shares`` (K class shares, float32) and ``grid`` (16 x K, uint8 in 1/255 per cell);
+* ``areas``: one row per (file, class present) with its share (the same float32 value), indexed by
+  (space, class, area) so that one ``--has CLASS:MIN`` with ``--top K`` reads K index entries;
 * ``spaces``: the class names of every label space seen (from :mod:`dsslic.labelspace`);
-* ``packs``: the ``hist`` blobs of a label space packed into a few large arrays, rebuilt after indexing, so that
-  ``--like`` ranks a million files with one numpy pass (global histograms first, grids for the best 2,000).
+* ``packs``: the ``shares`` of a label space packed into a few large arrays, rebuilt after indexing, so that
+  combined filters and ``--like`` are one numpy pass over a million files (``--like``: class shares first, the
+  grids of the best 2,000 next).
 """
 
 from __future__ import annotations
@@ -31,22 +32,22 @@ import numpy as np
 
 from .errors import DsslicError, DsslicFormatError, DsslicInputError
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 GRID = 4  #: the layout is GRID x GRID cells
-PACK = 65536  #: files per packed block of histograms
-RERANK = 2000  #: --like: candidates re-ranked by their grids after the histogram pass
+PACK = 65536  #: files per packed block of class shares
+RERANK = 2000  #: --like: candidates re-ranked by their grids after the class-share pass
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS spaces(space INTEGER PRIMARY KEY, names TEXT);
 CREATE TABLE IF NOT EXISTS files(
     id INTEGER PRIMARY KEY, path TEXT UNIQUE NOT NULL, size INTEGER, mtime_ns INTEGER, header_crc INTEGER,
-    width INTEGER, height INTEGER, model_id TEXT, space INTEGER, num_labels INTEGER, hist BLOB, grid BLOB);
+    width INTEGER, height INTEGER, model_id TEXT, space INTEGER, num_labels INTEGER, shares BLOB, grid BLOB);
 CREATE INDEX IF NOT EXISTS files_space ON files(space);
 CREATE TABLE IF NOT EXISTS areas(space INTEGER, class INTEGER, area REAL, file_id INTEGER);
 CREATE INDEX IF NOT EXISTS areas_query ON areas(space, class, area, file_id);
 CREATE INDEX IF NOT EXISTS areas_file ON areas(file_id, space, class, area);
-CREATE TABLE IF NOT EXISTS packs(space INTEGER, block INTEGER, ids BLOB, hists BLOB, PRIMARY KEY(space, block));
+CREATE TABLE IF NOT EXISTS packs(space INTEGER, block INTEGER, ids BLOB, shares BLOB, PRIMARY KEY(space, block));
 """
 
 
@@ -183,32 +184,39 @@ def _delete(con: sqlite3.Connection, file_id: int) -> None:
 
 def insert(con: sqlite3.Connection, r: Record, names: list[str] | None = None) -> None:
     """Add or replace one file's record (the caller commits)."""
+    shares = r.shares.astype(np.float32)  # the areas table and the packs hold the same values
     old = con.execute("SELECT id FROM files WHERE path=?", (r.path,)).fetchone()
     if old:
         _delete(con, old[0])
     cur = con.execute(
-        "INSERT INTO files(path,size,mtime_ns,header_crc,width,height,model_id,space,num_labels,hist,grid)"
+        "INSERT INTO files(path,size,mtime_ns,header_crc,width,height,model_id,space,num_labels,shares,grid)"
         " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
         (r.path, r.size, r.mtime_ns, r.header_crc, r.width, r.height, r.model_id, r.space, r.num_labels,
-         _q8(r.shares), _q8(r.grid)))
+         shares.tobytes(), _q8(r.grid)))
     fid = cur.lastrowid
-    present = np.flatnonzero(r.shares)
+    present = np.flatnonzero(shares)
     con.executemany("INSERT INTO areas VALUES (?,?,?,?)",
-                    [(r.space, int(c), float(r.shares[c]), fid) for c in present])
+                    [(r.space, int(c), float(shares[c]), fid) for c in present])
     con.execute("INSERT OR IGNORE INTO spaces VALUES (?,?)", (r.space, None if names is None else json.dumps(names)))
 
 
+def _packs_valid(con: sqlite3.Connection) -> bool:
+    row = con.execute("SELECT value FROM meta WHERE key='packs'").fetchone()
+    return row is None or row[0] == "valid"  # None: a new index, nothing to pack
+
+
 def rebuild_packs(con: sqlite3.Connection) -> None:
-    """Pack every label space's histograms into blocks of PACK files (what ``--like`` scans)."""
+    """Pack every label space's class shares into blocks of PACK files (what filters and ``--like`` scan)."""
     con.execute("DELETE FROM packs")
     for (space,) in con.execute("SELECT DISTINCT space FROM files").fetchall():
-        rows = con.execute("SELECT id, hist FROM files WHERE space=? ORDER BY id", (space,))
+        rows = con.execute("SELECT id, shares FROM files WHERE space=? ORDER BY id", (space,))
         block = 0
         while chunk := rows.fetchmany(PACK):
             ids = np.array([r[0] for r in chunk], np.int64)
             con.execute("INSERT INTO packs VALUES (?,?,?,?)",
                         (space, block, ids.tobytes(), b"".join(r[1] for r in chunk)))
             block += 1
+    con.execute("INSERT OR REPLACE INTO meta VALUES ('packs', 'valid')")
 
 
 @dataclass
@@ -262,6 +270,8 @@ def index(paths: Sequence[str | os.PathLike] | str | os.PathLike, db: str | os.P
     try:
         known = {p: (i, (s, m, c)) for i, p, s, m, c in
                  con.execute("SELECT id, path, size, mtime_ns, header_crc FROM files")}
+        was_valid = _packs_valid(con)
+        con.execute("INSERT OR REPLACE INTO meta VALUES ('packs', 'stale')")  # until rebuilt below
         wanted = set(files)
         for p, (fid, _) in known.items():
             if p not in wanted and not os.path.exists(p):
@@ -299,8 +309,10 @@ def index(paths: Sequence[str | os.PathLike] | str | os.PathLike, db: str | os.P
             bar.close()
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
-        if stats.indexed or stats.removed or stats.failed:
+        if stats.indexed or stats.removed or stats.failed or not was_valid:
             rebuild_packs(con)
+        else:
+            con.execute("INSERT OR REPLACE INTO meta VALUES ('packs', 'valid')")
         con.commit()
     finally:
         con.close()
@@ -343,44 +355,69 @@ def _class_id(sp: _Space, name: str) -> int | None:
     return lower.index(name) if name in lower else None
 
 
-def _count(con: sqlite3.Connection, space: int, c: int, amin: float | None, cap: int = 100_000) -> int:
-    return con.execute("SELECT count(*) FROM (SELECT 1 FROM areas WHERE space=? AND class=? AND area>=? LIMIT ?)",
-                       (space, c, amin or 0.0, cap)).fetchone()[0]
+def _terms(sp: _Space, has: list[tuple[str, float | None]], not_: list[tuple[str, float | None]]
+           ) -> tuple[list[tuple[int, float | None]], list[tuple[int, float | None]]] | None:
+    """Class ids of this space for the filters; None if a required class is not in it."""
+    terms = [(_class_id(sp, n), a) for n, a in has]
+    if any(c is None for c, _ in terms):
+        return None
+    return terms, [(c, a) for c, a in ((_class_id(sp, n), a) for n, a in not_) if c is not None]  # type: ignore[misc]
 
 
-def _filter_sql(con: sqlite3.Connection, sp: _Space, has: list[tuple[str, float | None]],
-                not_: list[tuple[str, float | None]]) -> tuple[str, list] | None:
-    """SQL selecting (file_id, score) of this space's files that pass the filters, or None if none can."""
-    params: list = []
-    terms = []
-    for name, amin in has:
-        c = _class_id(sp, name)
-        if c is None:
-            return None
-        terms.append((c, amin))
-    if len(terms) > 1:  # the rarest term drives the scan; the others are index lookups per file
-        terms.sort(key=lambda t: _count(con, sp.space, *t))
-    excl = [(c, amax) for c, amax in ((_class_id(sp, n), amax) for n, amax in not_) if c is not None]
-    if terms:
-        c0, a0 = terms[0]
-        sql = ["SELECT a0.file_id AS fid, a0.area" + "".join(f" + a{i}.area" for i in range(1, len(terms))) +
-               " AS score FROM areas a0"]
-        for i, (c, a) in enumerate(terms[1:], 1):
-            sql.append(f" JOIN areas a{i} ON a{i}.file_id=a0.file_id AND a{i}.space=a0.space AND a{i}.class=?"
-                       + (f" AND a{i}.area>=?" if a is not None else ""))
-            params += [c] + ([a] if a is not None else [])
-        sql.append(" WHERE a0.space=? AND a0.class=?" + (" AND a0.area>=?" if a0 is not None else ""))
-        params += [sp.space, c0] + ([a0] if a0 is not None else [])
-        fid = "a0.file_id"
-    else:
-        sql = ["SELECT f.id AS fid, 0.0 AS score FROM files f WHERE f.space=?"]
-        params.append(sp.space)
-        fid = "f.id"
+def _pack(con: sqlite3.Connection, space: int) -> tuple[np.ndarray, np.ndarray]:
+    """(file ids, n x K float32 class shares) of one label space, from the packs."""
+    if not _packs_valid(con):  # an interrupted `dsslic index`: pack what is there
+        rebuild_packs(con)
+        con.commit()
+    ids_l, sh_l = [], []
+    for ids_b, sh_b in con.execute("SELECT ids, shares FROM packs WHERE space=? ORDER BY block", (space,)):
+        ids = np.frombuffer(ids_b, np.int64)
+        ids_l.append(ids)
+        sh_l.append(np.frombuffer(sh_b, np.float32).reshape(len(ids), -1))
+    if not ids_l:
+        return np.zeros(0, np.int64), np.zeros((0, 1), np.float32)
+    return np.concatenate(ids_l), np.concatenate(sh_l)
+
+
+def _filter(shares: np.ndarray, terms: list[tuple[int, float | None]], excl: list[tuple[int, float | None]]
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """(mask, score) of the files passing the filters; compared in float64 like SQLite compares the areas table."""
+    mask = np.ones(len(shares), bool)
+    score = np.zeros(len(shares))
+    for c, amin in terms:
+        col = shares[:, c].astype(np.float64)
+        mask &= col >= amin if amin is not None else col > 0
+        score += col
     for c, amax in excl:
-        sql.append(f" AND NOT EXISTS (SELECT 1 FROM areas n WHERE n.file_id={fid} AND n.space=? AND n.class=?"
-                   + (" AND n.area>=?)" if amax is not None else ")"))
-        params += [sp.space, c] + ([amax] if amax is not None else [])
-    return "".join(sql), params
+        col = shares[:, c].astype(np.float64)
+        mask &= ~(col >= amax) if amax is not None else col == 0
+    return mask, score
+
+
+def _paths(con: sqlite3.Connection, ids: Sequence[int]) -> dict[int, str]:
+    out: dict[int, str] = {}
+    for start in range(0, len(ids), 900):
+        chunk = [int(i) for i in ids[start : start + 900]]
+        out.update(con.execute(f"SELECT id, path FROM files WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+    return out
+
+
+def _filter_hits(con: sqlite3.Connection, sp: _Space, terms: list[tuple[int, float | None]],
+                 excl: list[tuple[int, float | None]], top: int | None) -> list[tuple[int, float, str]]:
+    """(file id, score, path) of the files passing the filters, best first (at most ``top``)."""
+    if len(terms) == 1 and not excl and top:  # one class: the K largest areas, in index order
+        c, amin = terms[0]
+        return con.execute("SELECT a.file_id, a.area, f.path FROM areas a JOIN files f ON f.id=a.file_id WHERE a.space=?"
+                           " AND a.class=? AND a.area>=? ORDER BY a.area DESC, a.file_id DESC LIMIT ?",
+                           (sp.space, c, amin if amin is not None else 0.0, int(top))).fetchall()
+    ids, shares = _pack(con, sp.space)
+    mask, score = _filter(shares, terms, excl)
+    ids, score = ids[mask], score[mask]
+    order = np.lexsort((-ids, -score))  # ties: the newest file first, as in the index's reverse order
+    if top:
+        order = order[:top]
+    paths = _paths(con, ids[order])
+    return [(int(i), float(v), paths[int(i)]) for i, v in zip(ids[order], score[order])]
 
 
 def _like_target(like: str | os.PathLike, segmenter: str | None, spaces: list[_Space]) -> tuple[int, np.ndarray, str | None]:
@@ -420,28 +457,17 @@ def _grid_sim(grids: np.ndarray, q: np.ndarray) -> np.ndarray:
     return 1 - np.abs(grids.astype(np.int16) - q.astype(np.int16)).sum(-1).mean(-1) / (2 * 255)
 
 
-def _rank_like(con: sqlite3.Connection, space: int, qgrid: np.ndarray, allowed: set[int] | None, top: int | None,
+def _rank_like(con: sqlite3.Connection, space: int, qgrid: np.ndarray, filters: tuple | None, top: int | None,
                exclude: str | None) -> list[tuple[int, float, str]]:
-    """(file_id, similarity, path) best first: histogram intersection over the packs, then grids for the best."""
-    k_all = None
+    """(file_id, similarity, path) best first: class shares over the packs, then grids for the best."""
     q8 = np.rint(qgrid * 255).astype(np.uint8)
-    qh = np.rint(qgrid.mean(0) * 255).astype(np.int16)
-    ids_l, sims_l = [], []
-    for ids_b, hists_b in con.execute("SELECT ids, hists FROM packs WHERE space=? ORDER BY block", (space,)):
-        ids = np.frombuffer(ids_b, np.int64)
-        k_all = len(hists_b) // max(len(ids), 1)
-        if k_all != len(qh):
-            return []  # another number of classes: not comparable
-        h = np.frombuffer(hists_b, np.uint8).reshape(len(ids), k_all)
-        sim = 1 - np.abs(h.astype(np.int16) - qh).sum(1) / (2 * 255)
-        if allowed is not None:
-            keep = np.isin(ids, np.fromiter(allowed, np.int64, len(allowed)))
-            ids, sim = ids[keep], sim[keep]
-        ids_l.append(ids)
-        sims_l.append(sim)
-    if not ids_l:
-        return []
-    ids, sim = np.concatenate(ids_l), np.concatenate(sims_l)
+    ids, shares = _pack(con, space)
+    if shares.shape[1] != q8.shape[1]:
+        return []  # another number of classes: not comparable
+    if filters is not None:
+        keep = _filter(shares, *filters)[0]
+        ids, shares = ids[keep], shares[keep]
+    sim = 1 - np.abs(shares - qgrid.mean(0).astype(np.float32)).sum(1) / 2
     m = len(ids) if top is None else min(len(ids), max(RERANK, 20 * top))
     cand = ids[np.argpartition(-sim, m - 1)[:m]] if m < len(ids) else ids
     sims: list[tuple[int, float, str]] = []
@@ -452,7 +478,7 @@ def _rank_like(con: sqlite3.Connection, space: int, qgrid: np.ndarray, allowed: 
         if rows:
             g = np.frombuffer(b"".join(r[1] for r in rows), np.uint8).reshape(len(rows), *q8.shape)
             sims += zip((r[0] for r in rows), _grid_sim(g, q8).tolist(), (r[2] for r in rows))
-    sims.sort(key=lambda t: (-t[1], t[0]))
+    sims.sort(key=lambda t: (-t[1], -t[0]))
     return sims if top is None else sims[:top]
 
 
@@ -479,22 +505,15 @@ def search(db: str | os.PathLike, *, has: Sequence[str] = (), not_: Sequence[str
         if like is not None:
             space, qgrid, own = _like_target(like, segmenter, spaces)
             sp = next((s for s in spaces if s.space == space), None)
-            if sp is not None:
-                allowed = None
-                if hs or nots:
-                    f = _filter_sql(con, sp, hs, nots)
-                    allowed = set() if f is None else {r[0] for r in con.execute(f[0], f[1])}
-                hits = _rank_like(con, space, qgrid, allowed, top, own)
+            filters = None if sp is None else _terms(sp, hs, nots)
+            if filters is not None:
+                hits = _rank_like(con, space, qgrid, filters if hs or nots else None, top, own)
         else:
             for sp in spaces:
-                f = _filter_sql(con, sp, hs, nots)
-                if f is None:
-                    continue
-                sql, params = f
-                limit = f" ORDER BY score DESC LIMIT {int(top)}" if top else ""  # one class: in index order
-                hits += con.execute(f"SELECT q.fid, q.score, f.path FROM (SELECT fid, score FROM ({sql}){limit}) q"
-                                    " JOIN files f ON f.id=q.fid", params).fetchall()
-            hits.sort(key=lambda t: (-t[1], t[0]))
+                f = _terms(sp, hs, nots)
+                if f is not None:
+                    hits += _filter_hits(con, sp, *f, top)
+            hits.sort(key=lambda t: (-t[1], -t[0]))
             if top:
                 hits = hits[:top]
         return _describe(con, hits, {s.space: s.names for s in spaces}, with_areas)
