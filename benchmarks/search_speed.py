@@ -35,10 +35,11 @@ KODAK = ROOT / ".." / "shared" / "data" / "kodak"
 PRESENCE = np.array([0.9, 0.8, 0.6, 0.9, 0.7, 0.7, 0.3, 0.4, 0.6, 0.3, 0.2])
 
 
-def compress_kodak(kodak: Path, work: Path, seg_factor: int) -> list[Path]:
+def compress_kodak(kodak: Path, work: Path, seg_factor: int | None) -> list[Path]:
+    """The Kodak images as .dsslic files with the map at 1/seg_factor (None: the encoder's default choice)."""
     from dsslic.codec import Codec
 
-    out = work / f"kodak-f{seg_factor}"
+    out = work / f"kodak-f{seg_factor or 'auto'}"
     out.mkdir(parents=True, exist_ok=True)
     files = sorted(kodak.glob("*.png"))
     if not files:
@@ -149,10 +150,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kodak", type=Path, default=KODAK)
     ap.add_argument("--copies", type=int, default=2400)
-    ap.add_argument("--seg-factors", default="1,2,4")
+    ap.add_argument("--seg-factors", default="auto,1,4", help="stored map resolutions (auto: the encoder's choice)")
     ap.add_argument("--sizes", default="10000,100000,1000000")
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "dsslic-search-bench")
     ap.add_argument("--skip-indexing", action="store_true")
+    ap.add_argument("--skip-queries", action="store_true")
     a = ap.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
     print(f"# search speed ({os.cpu_count()} CPUs)\n\n`python benchmarks/{Path(__file__).name} {' '.join(sys.argv[1:])}`\n")
@@ -162,17 +164,20 @@ def main() -> None:
         print("| label map stored at | map bytes/file (mean) | index, 1 process | index, 2 processes | "
               "files per CPU second (1 process) | re-index unchanged, 1 process |")
         print("|---|---|---|---|---|---|")
-        for f in map(int, a.seg_factors.split(",")):
+        for f in (None if v == "auto" else int(v) for v in a.seg_factors.split(",")):
             files = compress_kodak(a.kodak, a.work, f)
             like = like or files[0]
             seg_bytes = np.mean([len(bitstream.parse(p.read_bytes()).layers[0].data) for p in files])
             r1, cpu1, again = indexing(files, a.copies, a.work, 1)
             r2, _, _ = indexing(files, a.copies, a.work, 2)
-            print(f"| 1/{f} | {seg_bytes:.0f} | {r1:.0f} files/s | {r2:.0f} files/s | {cpu1:.0f} | {again:.0f} files/s |",
+            fs = sorted({bitstream.parse(p.read_bytes()).seg_factor for p in files})
+            print(f"| {'default: ' if f is None else ''}{', '.join(f'1/{v}' for v in fs)} | {seg_bytes:.0f} | {r1:.0f} files/s | {r2:.0f} files/s | {cpu1:.0f} | {again:.0f} files/s |",
                   flush=True)
         print(f"\nLoad average after: {' / '.join(f'{v:.1f}' for v in os.getloadavg())}")
         ref = decode_rate(compress_kodak(a.kodak, a.work, 1), a.kodak)
         print(f"\nReference, decoding whole images in one process (model general, HEVC QP 32): {ref:.2f} files/s\n")
+    if a.skip_queries:
+        return
     if like is None:
         like = compress_kodak(a.kodak, a.work, 1)[0]
     sizes = [int(s) for s in a.sizes.split(",")]
