@@ -173,7 +173,8 @@ def connect(db: str | os.PathLike, create: bool = False) -> sqlite3.Connection:
     except sqlite3.DatabaseError as e:
         raise DsslicInputError(f"{db}: not a dsslic index ({e})") from None
     if row is None or row[0] != SCHEMA_VERSION:
-        raise DsslicInputError(f"{db}: index schema {row[0] if row else '?'}, this dsslic reads {SCHEMA_VERSION}")
+        raise DsslicInputError(f"{db}: index schema {row[0] if row else '?'}, this dsslic reads {SCHEMA_VERSION} "
+                               "(delete it and run dsslic index again)")
     return con
 
 
