@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 from tqdm import tqdm
 
@@ -92,16 +94,19 @@ def main() -> None:
     miou = float(np.mean(np.array(sc["iou"])[present]))
     x = np.asarray(Image.fromarray(np.asarray(Image.open(files[0]).convert("RGB"))).resize((768, 512)))
     seg.segment(x)
-    times = []
+    times, cpu = [], []
     for _ in range(5):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         seg.segment(x)
         times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
     lines = [f"Segmenter `{a.segmenter}` on {len(files)} images of {a.images} (flip averaging: {a.flip}, "
              f"working size: {getattr(seg, 'work_size', 'full')}, map stored at 1/{f_}"
              + (f", scored in {a.source}'s classes" if a.source else "") + ").", "",
              f"**mIoU {100 * miou:.1f}%** over {int(present.sum())} classes, pixel accuracy "
-             f"{100 * sc['pixel_acc']:.1f}%, {statistics.median(times):.3f} s per 768x512 image on {a.device}.", "",
+             f"{100 * sc['pixel_acc']:.1f}%, {statistics.median(times):.3f} s per 768x512 image on {a.device} "
+             f"({statistics.median(cpu):.3f} s of CPU time; {torch.get_num_threads()} thread(s); load average "
+             f"{os.getloadavg()[0]:.1f}).", "",
              "| class | IoU |", "|---|---|"]
     lines += [f"| {name} | {100 * v:.1f}% |" for name, v, ok in zip(names, sc["iou"], present) if ok]
     text = "\n".join(lines)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from conftest import synthetic
@@ -107,3 +109,46 @@ def test_report_written_and_cache_reused(tmp_path):
                   command="test", progress=False)
     assert len((out / "cache.jsonl").read_text().splitlines()) == n_cached  # nothing recomputed
     assert s2["averages"] == s1["averages"]
+
+
+def test_psnr_per_class_by_hand():
+    from dsslic.eval import psnr_per_class
+
+    x = np.zeros((4, 6, 3), np.uint8) + 100
+    y = x.copy()
+    labels = np.zeros((4, 6), np.uint8)
+    labels[:, 4:] = 2
+    y[:, 4:] += 3  # class 2: every sample off by 3; class 0 exact
+    pc = psnr_per_class(x, y, labels, ["a", "b", "c"])
+    assert pc == {"0": ["a", 16, float("inf")], "2": ["c", 8, pytest.approx(10 * np.log10(255**2 / 9))]}
+
+
+def test_per_class_uses_the_dsslic_files_map_for_every_codec(tmp_path, monkeypatch):
+    from dsslic.codec import Codec
+    from dsslic.evaluation import sweep
+    from dsslic.segnet import FileSegmenter
+
+    data = tmp_path / "imgs"
+    data.mkdir()
+    x = synthetic(40, 56, seed=8)
+    Image.fromarray(x).save(data / "x.png")
+    lab = np.zeros((40, 56), np.uint8)
+    lab[:, 20:] = 1
+    lab[30:, :10] = 3
+    monkeypatch.setitem(sweep._WORKER, ("plain", "cpu", None), Codec("plain", segmenter=FileSegmenter(lab)))
+    settings = {"dsslic": (30, 40), "jpeg": (40, 80)}
+    s = evaluate([str(data)], ["dsslic", "jpeg"], tmp_path / "rep", model="plain", settings=settings,
+                 progress=False, per_class=True)
+    rows = json.loads((tmp_path / "rep" / "rows.json").read_text())
+    counts = {str(k): int((lab == k).sum()) for k in (0, 1, 3)}
+    for r in rows:
+        assert {k: v[1] for k, v in r["per_class"].items()} == counts, r["codec"]  # the file's map, all codecs
+    lc = codecs.get("jpeg")
+    y = lc.decode(lc.encode(x, 80), x.shape)
+    jpeg80 = next(r for r in rows if r["codec"] == "jpeg" and r["setting"] == 80)
+    assert jpeg80["per_class"]["1"][2] == pytest.approx(psnr(x[lab == 1][None], y[lab == 1][None]))
+    assert {(a["codec"], a["class"]) for a in s["per_class"]} == {(c, k) for c in ("dsslic", "jpeg") for k in (0, 1, 3)}
+    report = (tmp_path / "rep" / "report.md").read_text()
+    assert "## PSNR per class" in report and "class3" in report
+    assert "per_class" not in (tmp_path / "rep" / "rows.csv").read_text().splitlines()[0]
+    assert (tmp_path / "rep" / "per_class.csv").read_text().count("\n") == 1 + 4 * 3

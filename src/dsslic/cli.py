@@ -13,6 +13,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from . import distributed
 from .errors import DsslicError, DsslicInputError
 from .imageio import IMAGE_EXTS
 
@@ -82,6 +83,9 @@ def cmd_compress(a: argparse.Namespace) -> int:
     else:
         _check_writable(pairs[0][1], a.force)
         todo = pairs
+    if a.workers or a.scheduler:  # Dask: local worker processes or a cluster (dsslic.distributed)
+        return distributed.cli_batch(a, todo, "compress", residual=a.residual, quality=quality,
+                                     target_bpp=a.target_bpp, verify=a.verify)
     from . import segnet
 
     segmenter = segnet.get(a.segmenter, device=a.device) if a.segmenter else None
@@ -121,6 +125,8 @@ def cmd_decompress(a: argparse.Namespace) -> int:
     data = _read(a.input)
     out = Path(a.output)
     _check_writable(out, a.force)
+    if a.workers or a.scheduler:
+        return distributed.cli_batch(a, [(Path(a.input), out)], "decompress", layers=a.layers)
     hd = bitstream.parse(data, a.max_pixels)  # a bad file fails here or in its layers, before torch is imported
     from .codec import Codec, decode_layers
 
@@ -200,7 +206,8 @@ def cmd_segment(a: argparse.Namespace) -> int:
 
 # Subcommands whose modules import torch or plotting libraries: built only when asked for, so that
 # `dsslic info` or a bad file answers without paying for those imports.
-_LAZY = {"eval": ("dsslic.eval", "rate-distortion curves against classical codecs"),
+_LAZY = {"eval": ("dsslic.evaluation.cli", "rate-distortion curves against classical codecs"),
+         "report": ("dsslic.report", "self-contained HTML report of files, images or an eval run"),
          "train": ("dsslic.train", "train CompNet + FineNet (+ discriminators) on folders of images"),
          "train-segnet": ("dsslic.segtrain", "train the SegNetLite segmenter from scratch on labelled images"),
          "train-enhance": ("dsslic.enhancetrain", "train the learned enhancement layer (--residual learned)")}
@@ -244,6 +251,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     c.add_argument("--force", action="store_true", help="overwrite existing outputs")
     c.add_argument("--verify", action="store_true", help="decode each output and check it against the encoder")
     c.add_argument("-q", "--quiet", action="store_true")
+    distributed.add_arguments(c)
     c.set_defaults(func=cmd_compress)
 
     d = sub.add_parser("decompress", parents=[common], help=".dsslic -> image")
@@ -254,6 +262,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     d.add_argument("--model", help="model to decode with (default: the one named in the file)")
     d.add_argument("--enhance", metavar="NAME|PATH", help="learned enhancement model (default: the shipped one the file names)")
     d.add_argument("--force", action="store_true")
+    distributed.add_arguments(d)
     d.set_defaults(func=cmd_decompress)
 
     i = sub.add_parser("info", parents=[common], help="describe a .dsslic file")

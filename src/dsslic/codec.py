@@ -28,6 +28,8 @@ from .imageio import DEFAULT_MAX_PIXELS, ImageLike, load_image
 from .roi import Roi
 from .roi import from_params as roi_from_params
 from .roi import resolve as resolve_roi
+from .tiling import pad_min as _pad_min
+from .tiling import pad_to as _pad_to
 
 if TYPE_CHECKING:  # torch, the networks and segmenters are imported when a Codec is made, not before:
     import torch  # a bad file is refused without paying for them
@@ -110,23 +112,6 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR over all channels of two uint8 images (one MSE over R, G and B)."""
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
-
-
-def _pad_to(a: np.ndarray, m: int) -> np.ndarray:
-    """Reflect-pad the first two axes up to multiples of m (symmetric mode works for any size)."""
-    h, w = a.shape[:2]
-    return _pad_sym(a, -(-h // m) * m - h, -(-w // m) * m - w)
-
-
-def _pad_min(a: np.ndarray, m: int) -> np.ndarray:
-    """Reflect-pad the first two axes up to at least m: networks that downsample 8x need a few pixels there."""
-    return _pad_sym(a, max(0, m - a.shape[0]), max(0, m - a.shape[1]))
-
-
-def _pad_sym(a: np.ndarray, ph: int, pw: int) -> np.ndarray:
-    if ph == 0 and pw == 0:
-        return a
-    return np.pad(a, ((0, ph), (0, pw)) + ((0, 0),) * (a.ndim - 2), mode="symmetric")
 
 
 def _upscale_labels(s: np.ndarray, f: int, h: int, w: int) -> np.ndarray:

@@ -270,7 +270,7 @@ class EnhanceModel(nn.Module):
     @staticmethod
     def _prepare(x: np.ndarray, c8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Pad an HxWx3 image to multiples of 64 and its compact image (1/8) to match."""
-        from .codec import _pad_to
+        from .tiling import pad_to as _pad_to
 
         xp = _pad_to(x, STRIDE)
         cp = _pad_to(c8, STRIDE // 8)[: xp.shape[0] // 8, : xp.shape[1] // 8]
@@ -288,7 +288,7 @@ class EnhanceModel(nn.Module):
         import constriction
 
         h, w = x.shape[:2]
-        from .codec import _pad_to
+        from .tiling import pad_to as _pad_to
 
         xp_np, cp = self._prepare(x_pred, c8)
         xt, xpt = self._t(_pad_to(x, STRIDE)), self._t(xp_np)

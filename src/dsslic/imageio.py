@@ -133,10 +133,8 @@ def load_image(image: ImageLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) ->
     raise DsslicInputError(f"unsupported image type {type(image).__name__} (use a path, PIL image or numpy array)")
 
 
-def save_image(path: str | os.PathLike, array: np.ndarray) -> None:
-    """Write a uint8 image atomically (temporary file + rename), format from the extension."""
-    from .fileutil import atomic_write
-
+def image_bytes(path: str | os.PathLike, array: np.ndarray) -> bytes:
+    """A uint8 image encoded in the format ``path``'s extension names (the bytes :func:`save_image` writes)."""
     path = Path(path)
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None:
@@ -145,4 +143,11 @@ def save_image(path: str | os.PathLike, array: np.ndarray) -> None:
 
     buf = io.BytesIO()
     Image.fromarray(array).save(buf, format=fmt)
-    atomic_write(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def save_image(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Write a uint8 image atomically (temporary file + rename), format from the extension."""
+    from .fileutil import atomic_write
+
+    atomic_write(path, image_bytes(path, array))

@@ -10,8 +10,27 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable, Sequence
 
+import numpy as np
+
 if TYPE_CHECKING:
     import torch
+
+
+def pad_to(a: np.ndarray, m: int) -> np.ndarray:
+    """Reflect-pad the first two axes up to multiples of m (symmetric mode works for any size)."""
+    h, w = a.shape[:2]
+    return _pad_sym(a, -(-h // m) * m - h, -(-w // m) * m - w)
+
+
+def pad_min(a: np.ndarray, m: int) -> np.ndarray:
+    """Reflect-pad the first two axes up to at least m: networks that downsample 8x need a few pixels there."""
+    return _pad_sym(a, max(0, m - a.shape[0]), max(0, m - a.shape[1]))
+
+
+def _pad_sym(a: np.ndarray, ph: int, pw: int) -> np.ndarray:
+    if ph == 0 and pw == 0:
+        return a
+    return np.pad(a, ((0, ph), (0, pw)) + ((0, 0),) * (a.ndim - 2), mode="symmetric")
 
 
 def tiled(
