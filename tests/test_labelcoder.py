@@ -45,10 +45,12 @@ def test_through_the_layer_codec_registry():
 
 def test_hostile_payloads_fail_cleanly():
     good = labelcoder.encode(region_map(30, 40))
-    bad = [b"", b"\x00", b"\x00\x00", b"\x01\x01" + good[2:], good[:2] + b"\xff" * 3, good + b"\0\0\0\1",
-           good[:-4], b"\x0b\x00" + bytes(range(200, 240))]
+    head = good[:10]
+    bad = [b"", b"\x00", b"\x00\x00", b"\x01\x01" + good[2:], head + b"\xff" * 3, good + b"\0\0\0\1",
+           good[:-4], head + bytes(range(200, 240)), good[:2] + good[6:10] + good[2:6] + good[10:]]
     rng = np.random.default_rng(0)
-    bad += [bytes(rng.integers(0, 256, rng.integers(2, 80), dtype=np.uint8)) for _ in range(300)]
+    bad += [head + bytes(rng.integers(0, 256, rng.integers(0, 80), dtype=np.uint8)) for _ in range(300)]
+    bad += [bytes(rng.integers(0, 256, rng.integers(2, 80), dtype=np.uint8)) for _ in range(100)]
     for data in bad:
         try:
             out = labelcoder.decode(data, (30, 40))

@@ -168,7 +168,9 @@ def test_info_names_known_label_spaces():
     seg = segnet.FileSegmenter(labels, list(segnet.CAMVID11))
     d = info(Codec("plain", segmenter=seg).compress(synthetic(24, 32)))
     assert d["label_names_present"] == ["sky", "road"]
-    assert info(Codec("plain").compress(synthetic(24, 32)))["label_names_present"] == ["unlabelled"]
+    assert info(Codec("plain", segmenter="none").compress(synthetic(24, 32)))["label_names_present"] == ["unlabelled"]
+    d = info(Codec("plain").compress(synthetic(24, 32)))  # the default segmenter: the photo label space
+    assert d["label_space"] == "photo" and set(d["label_names_present"]) <= set(segnet.get("photo").class_names)
 
 
 @pytest.mark.parametrize("name", segnet.available()[1:] or ["(none shipped)"])

@@ -8,7 +8,8 @@ to NE, to NN; whether the pixel above was a left-copy), so a whole row is coded 
 vectorised calls: fast enough that ``dsslic index`` reads hundreds of files a second. Counts adapt
 after every row, identically on both sides (integer counts, the same float64 divisions).
 
-Payload: ``u16`` alphabet size n (1..256), then the range coder's 32-bit words (little endian).
+Payload: ``u16`` alphabet size n (1..256), ``u32`` height, ``u32`` width (checked against the container's
+header before anything is decoded), then the range coder's 32-bit words (little endian).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import numpy as np
 
 from .errors import DsslicFormatError
 
+_HEAD = "<HII"  # alphabet size, height, width
+_HEAD_BYTES = struct.calcsize(_HEAD)
 _NCTX = 17  # 16 contexts from the rows above, one for the first row
 _NRANK = 5  # ranks 0..3 among the labels above, 4 = an explicit label id
 
@@ -96,7 +99,7 @@ def encode(labels: np.ndarray) -> bytes:
             enc.encode(ids.astype(np.int32), cat, np.tile(_probs(m.label), (ids.size, 1)))
         m.update(ctx, s, ranks, ids)
         s_prev = s
-    return struct.pack("<H", n) + enc.get_compressed().astype("<u4").tobytes()
+    return struct.pack(_HEAD, n, h, w) + enc.get_compressed().astype("<u4").tobytes()
 
 
 def decode(data: bytes, shape: tuple[int, int]) -> np.ndarray:
@@ -104,9 +107,11 @@ def decode(data: bytes, shape: tuple[int, int]) -> np.ndarray:
     import constriction
 
     h, w = shape
-    if len(data) < 2 or (len(data) - 2) % 4:
-        raise DsslicFormatError("label-map layer: payload is not an alphabet size and whole 32-bit words")
-    (n,) = struct.unpack_from("<H", data)
+    if len(data) < _HEAD_BYTES or (len(data) - _HEAD_BYTES) % 4:
+        raise DsslicFormatError("label-map layer: payload is not a header and whole 32-bit words")
+    n, sh, sw = struct.unpack_from(_HEAD, data)
+    if (sh, sw) != (h, w):
+        raise DsslicFormatError(f"label-map stream claims {sw}x{sh} labels, the header says {w}x{h}")
     if not 1 <= n <= 256:
         raise DsslicFormatError(f"label-map layer: alphabet of {n} labels (1..256 allowed)")
     out = np.zeros((h, w), np.uint8)
@@ -115,7 +120,7 @@ def decode(data: bytes, shape: tuple[int, int]) -> np.ndarray:
     s_prev = np.zeros(w, np.int64)
     idx = np.arange(w)
     try:
-        dec = constriction.stream.queue.RangeDecoder(np.frombuffer(data, "<u4", offset=2).astype(np.uint32))
+        dec = constriction.stream.queue.RangeDecoder(np.frombuffer(data, "<u4", offset=_HEAD_BYTES).astype(np.uint32))
         for r in range(h):
             ctx, cands = _row_context(r, out, s_prev, w)
             s = np.asarray(dec.decode(cat, _probs(m.sym[ctx]))).astype(np.int64)

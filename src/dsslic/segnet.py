@@ -214,8 +214,9 @@ class NetSegmenter(Segmenter):
         h, w = image.shape[:2]
         x = torch.from_numpy(np.array(image)).to(self.device).permute(2, 0, 1)[None].float() / 255
         s = min(1.0, self.work_size / max(h, w))
-        if s < 1:
-            x = F.interpolate(x, scale_factor=s, mode="bilinear", antialias=True, align_corners=False)
+        if s < 1:  # never below 16 px on a side (a 16x10000 strip still has a working image)
+            size = (max(16, min(h, round(h * s))), max(16, min(w, round(w * s))))
+            x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
         y = self.net(x)
         if self.flip:
             y = y + self.net(x.flip(-1)).flip(-1)
