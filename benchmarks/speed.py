@@ -4,7 +4,8 @@
 
 Uses Kodak's kodim01 from ../shared/data when present, else a synthetic 768x512 image.
 Times are the median of --repeat runs in one process (no interpreter or torch import time;
-that start-up cost is printed separately).
+that start-up cost is printed separately, with a one-image CLI round trip). Each row also as a ratio to
+HEVC decoding this file's residual in the same run (a reference that moves with the machine's load).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,7 +24,7 @@ import torch
 
 from dsslic import bitstream, codecs
 from dsslic.bitstream import LayerKind
-from dsslic.codec import Codec, _pad_to
+from dsslic.codec import COMPACT_CODECS, DEFAULT_COMPACT, Codec, _pad_to, compact_quality
 from dsslic.imageio import load_image
 
 KODIM01 = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "kodak" / "kodim01.png"
@@ -56,44 +58,66 @@ def main() -> None:
     alpha = codec.alpha
     rows = []
 
-    # encoder, stage by stage (Algorithm 1)
+    # encoder, stage by stage (Algorithm 1), with the default compact codec at the joint rule's quality
+    compact = DEFAULT_COMPACT
+    q_c = compact_quality(compact, "hevc", a.qp)
+    cc = codecs.get(COMPACT_CODECS[compact])
     t_seg, s = timed(lambda: codec.segmenter.segment(x), a.repeat)
     seg_codec = codecs.get("const" if (s == s.flat[0]).all() else "jxl")
     t_segc, s_bytes = timed(lambda: seg_codec.encode(s), a.repeat)
     xp, sp = _pad_to(x, alpha), _pad_to(s, alpha)
     t_comp, c8 = timed(lambda: (codec.compact(xp, sp), sync())[0], a.repeat)
-    t_cc, c_bytes = timed(lambda: codecs.get("jxl").encode(c8), a.repeat)
+    t_cc, c_bytes = timed(lambda: cc.encode(c8, q_c), a.repeat)
+    t_dc, c8 = timed(lambda: cc.decode(c_bytes, c8.shape), a.repeat)
     t_rec, xc = timed(lambda: (codec.recnet(sp, c8), sync())[0], a.repeat)
-    r8, lo, hi = codec._residual(x, xc[:h, :w])
-    t_res, r_bytes = timed(lambda: codecs.get("hevc").encode(r8, a.qp), a.repeat)
+    rc = codec._residual_codec("hevc")
+    bits = codec.residual_coding.bits
+    rn, lo, hi = codec._residual(x, xc[:h, :w], bits)
+    t_res, r_bytes = timed(lambda: rc.encode(rn, a.qp), a.repeat)
     t_enc, res = timed(lambda: codec.encode(x, quality=a.qp), a.repeat)
     rows += [("encode", "segment (SegNet)", t_seg), ("encode", f"code s ({seg_codec.name})", t_segc),
-             ("encode", "compact c (CompNet)", t_comp), ("encode", "code c (jxl lossless)", t_cc),
-             ("encode", "x' = RecNet(s, c)", t_rec), ("encode", f"code residual (hevc qp {a.qp})", t_res),
+             ("encode", "compact c (CompNet)", t_comp), ("encode", f"code c ({cc.name} q {q_c})", t_cc),
+             ("encode", "decode c (closed loop)", t_dc), ("encode", "x' = RecNet(s, c)", t_rec),
+             ("encode", f"code residual (hevc qp {a.qp}, {codec.residual_coding.tag})", t_res),
              ("encode", "total (Codec.encode)", t_enc)]
 
-    # decoder
+    # decoder; the reference is HEVC decoding this file's residual, timed in the same run
     hd = bitstream.parse(res.data)
     t_parse, _ = timed(lambda: bitstream.parse(res.data), a.repeat)
     t_ds, _ = timed(lambda: codecs.by_id(hd.layers[0].codec_id).decode(hd.layers[0].data, hd.seg_shape), a.repeat)
-    t_dc, _ = timed(lambda: codecs.get("jxl").decode(hd.layer(LayerKind.COMPACT).data, hd.compact_shape), a.repeat)
+    t_dc, _ = timed(lambda: cc.decode(hd.layer(LayerKind.COMPACT).data, hd.compact_shape), a.repeat)
     t_dr, _ = timed(lambda: codecs.get("hevc").decode(hd.layer(LayerKind.RESIDUAL).data, (h, w, 3)), a.repeat)
     t_dec, _ = timed(lambda: codec.decode(res.data), a.repeat)
-    rows += [("decode", "parse + CRCs", t_parse), ("decode", "decode s", t_ds), ("decode", "decode c (jxl)", t_dc),
-             ("decode", "x' = RecNet(s, c)", t_rec), ("decode", "decode residual (hevc)", t_dr),
+    rows += [("decode", "parse + CRCs", t_parse), ("decode", "decode s", t_ds), ("decode", f"decode c ({cc.name})", t_dc),
+             ("decode", "x' = RecNet(s, c)", t_rec), ("decode", "decode residual (hevc) = reference", t_dr),
              ("decode", "total (Codec.decode)", t_dec)]
 
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-c", "from dsslic.codec import Codec; Codec('plain')"], check=True)
     t_import = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory() as tmp:  # one-image CLI round trip, start-up included
+        src, mid, dst = a.image or str(Path(tmp) / "x.png"), str(Path(tmp) / "x.dsslic"), str(Path(tmp) / "y.png")
+        if not a.image:
+            from PIL import Image
+
+            Image.fromarray(x).save(src)
+        model = ["--model", a.model] if a.model else []
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "dsslic.cli", "compress", "-q", src, "-o", mid, "--qp", str(a.qp), *model],
+                       check=True)
+        t_cli_enc = time.perf_counter() - t0
+        subprocess.run([sys.executable, "-m", "dsslic.cli", "decompress", mid, "-o", dst], check=True)
+        t_cli = time.perf_counter() - t0
 
     dev = torch.cuda.get_device_name() if codec.device.type == "cuda" else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
     print(f"image {w}x{h}, model {codec.model.name}, residual hevc qp {a.qp}: {len(res.data)} bytes, "
           f"{res.bpp:.4f} bpp, PSNR {res.psnr:.2f} dB; device {dev}; median of {a.repeat}")
-    print("\n| step | stage | seconds |\n|---|---|---|")
+    print("\n| step | stage | seconds | x HEVC residual decode |\n|---|---|---|---|")
     for step, stage, t in rows:
-        print(f"| {step} | {stage} | {t:.3f} |")
+        print(f"| {step} | {stage} | {t:.3f} | {t / t_dr:.2f} |")
     print(f"\nstart-up (python + a ready Codec, torch imported): {t_import:.2f} s")
+    print(f"CLI round trip (dsslic compress then decompress, one image, start-up included): {t_cli:.2f} s "
+          f"(compress {t_cli_enc:.2f} s)")
 
 
 if __name__ == "__main__":

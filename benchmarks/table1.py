@@ -31,11 +31,17 @@ def main() -> None:
     ap.add_argument("--data", action="append", required=True)
     ap.add_argument("--models", nargs="+", default=["plain"])
     ap.add_argument("--limit", type=int)
+    ap.add_argument("--compact-codec", help="codec of c (default: the codec's default, HEVC at the coarse QP)")
+    ap.add_argument("--compact-quality", type=int, help="c's quality (default: the joint rule's coarse setting)")
     ap.add_argument("--out")
     a = ap.parse_args()
     files = list_images(a.data, a.limit)
-    lines = [f"Coarse layer only (`--residual none`), {len(files)} images from {', '.join(a.data)}; "
-             "means of per-image values; rate = whole file.", "",
+    from dsslic.codec import COARSE_QP, DEFAULT_COMPACT
+
+    c_desc = f"{a.compact_codec or DEFAULT_COMPACT}" + (f" q {a.compact_quality}" if a.compact_quality is not None else
+                                                         f" (default quality; HEVC: QP {COARSE_QP})")
+    lines = [f"Coarse layer only (`--residual none`), {len(files)} images from {', '.join(a.data)}; c coded with "
+             f"{c_desc}; means of per-image values; rate = whole file.", "",
              "| model | bpp | bpp per channel | PSNR (dB) | MS-SSIM |", "|---|---|---|---|---|"]
     for spec in a.models:
         name, _, model = spec.rpartition("=")
@@ -44,7 +50,7 @@ def main() -> None:
         rows = []
         for f in tqdm(files, desc=name, file=sys.stderr):
             x = load_image(f)
-            res = codec.encode(x, residual="none")
+            res = codec.encode(x, residual="none", compact=a.compact_codec, compact_q=a.compact_quality)
             y = codec.decode(res.data)
             rows.append((res.bpp, psnr(x, y), ms_ssim(x, y)))
         bpp, p, m = (float(np.nanmean(c)) for c in zip(*rows))

@@ -169,7 +169,9 @@ def test_lean_recnet_learns_from_decoded_lossy_c(data_dir, tmp_path):
     cfg = cfg_for(data_dir, tmp_path, compact="area", arch="lean", width=10, n_blocks=1, up_mode="bicubic",
                   norm="none", lossy_c="hevc:30,lossless", lossy_scales="1", ssim_weight=0.0)
     imgs, labels = load_images(cfg)
-    pairs = decoded_compacts(cfg, imgs)
+    pairs = decoded_compacts(cfg, imgs, cache=tmp_path / "c.pt")
+    again = decoded_compacts(cfg, imgs, cache=tmp_path / "c.pt")  # a resumed run reads the decoded c's back
+    assert all(torch.equal(a, b) for (_, ca), (_, cb) in zip(pairs, again) for a, b in zip(ca, cb))
     x0, (c30, c_ll) = pairs[0]
     c_np = c_ll.permute(1, 2, 0).numpy()
     hevc = get("hevc")

@@ -44,6 +44,11 @@ CASES: dict[str, dict] = {
     # entropy decoding is exact anywhere; its float transforms only with the same torch on the same kind of CPU
     # ("float"): elsewhere the full decode is compared with a stored reference, within a tolerance
     "plain-learned": {"residual": "learned", "enhance": ENHANCE, "float": True},
+    # version 2: lossy compact layers (the default is HEVC), a residual at 8 bits and at a fixed mapping
+    "plain-hevc-c-avif": {"residual": "hevc", "compact": "avif"},
+    "plain-hevc-c-jxl": {"residual": "hevc", "compact": "jxl"},
+    "plain-hevc8-c-lossless": {"residual": "hevc", "compact": "jxl-lossless", "bits": 8},
+    "plain-hevc-fixed": {"residual": "hevc", "quality": 30, "mapping": "fixed"},
 }
 
 
@@ -105,8 +110,11 @@ def encode(case: dict, image: np.ndarray, labels: np.ndarray | None) -> bytes:
 
     seg = segnet.FileSegmenter(labels) if case.get("labels") else "none"  # explicit: defaults move
     enh = str(GOLDEN / case["enhance"]) if "enhance" in case else None
-    codec = Codec("plain", segmenter=seg, seg_factor=case.get("seg_factor", 1), enhance=enh)
-    data = codec.encode(image, residual=case["residual"], quality=case.get("quality")).data
+    from dsslic.codec import ResidualCoding
+
+    rc = ResidualCoding(**{k: case[k] for k in ("bits", "mapping") if k in case})
+    codec = Codec("plain", segmenter=seg, seg_factor=case.get("seg_factor", 1), enhance=enh, residual_coding=rc)
+    data = codec.encode(image, residual=case["residual"], quality=case.get("quality"), compact=case.get("compact")).data
     if "seg_codec" not in case:
         return data
     from dsslic import bitstream, codecs

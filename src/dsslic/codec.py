@@ -38,14 +38,17 @@ if TYPE_CHECKING:  # torch, the networks and segmenters are imported when a Code
 
 Layers = Literal["seg", "coarse", "full"]
 
+#: a label-free model's map is stored at the finest of these resolutions whose base layer fits the budget
+AUTO_SEG_FACTORS = (4, 8, 16)
+LABEL_BUDGET_BPP = 0.006
 #: codecs for the compact image c (names as ``--compact-codec`` takes them): the paper's lossless JPEG XL, or
 #: a lossy one (closed loop: x' is computed from the decoded c on both sides)
 COMPACT_CODECS = {"jxl-lossless": "jxl", "hevc": "hevc", "avif": "avif", "jxl": "jxl-lossy"}
 DEFAULT_COMPACT = "hevc"
 #: the joint rule, fitted on training photos (benchmarks/joint_rule.py): an HEVC c at QP = residual QP + K,
 #: the coarse preview (no residual) at COARSE_QP, other residual codecs with c at the rule's value for QP 29
-JOINT_K = 0
-COARSE_QP = 20
+JOINT_K = 9
+COARSE_QP = 22
 COMPACT_DEFAULTS = {"avif": 80, "jxl": 90}  # lossy c by other codecs, when no quality is given
 
 
@@ -70,8 +73,8 @@ class ResidualCoding:
     """
 
     mapping: str = "minmax"
-    bits: int = 8
-    tune: str = "ssim"
+    bits: int = 10  # measured best (benchmarks/joint_rule.py --sweep residual: -2.7% against 8 bits)
+    tune: str = "ssim"  # at a fixed QP x265's ssim and psnr tunes code identically; "none" (psy-rd) differs
     chroma_offset: int = 0
 
     def hevc(self) -> codecs.HevcCodec:
@@ -83,10 +86,6 @@ class ResidualCoding:
     @property
     def tag(self) -> str:
         return f"{self.mapping}{self.bits}:{self.tune}:{self.chroma_offset:+d}"
-
-#: a label-free model's map is stored at the finest of these resolutions whose base layer fits the budget
-AUTO_SEG_FACTORS = (4, 8, 16)
-LABEL_BUDGET_BPP = 0.006
 
 
 @dataclass
@@ -219,6 +218,12 @@ class Codec:
         self._enhance_model: enhance.EnhanceModel | None = None
         self.residual_coding = residual_coding or ResidualCoding()
 
+    @property
+    def encoder_tag(self) -> str:
+        """The encoder's choices beyond the model (default c codec, joint rule, residual coding): eval's cache
+        keys on it, so rows made with other choices are not reused."""
+        return f"c={DEFAULT_COMPACT}:K{JOINT_K:+d}:coarse{COARSE_QP}:res={self.residual_coding.tag}"
+
     def enhancer(self, model_id: bytes | None = None) -> enhance.EnhanceModel:
         """The learned enhancement model: the one given (encoding without one: the first shipped), or, decoding
         without one, the shipped model whose id the file names."""
@@ -293,13 +298,13 @@ class Codec:
 
     # ------------------------------------------------------------------ Algorithm 1: encoder
     def _seg_layer(self, x: np.ndarray) -> tuple[Layer, np.ndarray, int]:
-        """The base layer, and the label map the decoder will have."""
+        """The base layer, the label map the decoder will have, and its storage factor."""
         h, w = x.shape[:2]
         s = self.segmenter.segment(x)  # s <- SegNet(x)
         if s.shape != (h, w):
             raise DsslicInputError(f"segmenter gave a {s.shape} map for a {w}x{h} image")
         f, s_stored, s_layer = self._store_labels(s)
-        return s_layer, _upscale_labels(s_stored, f, h, w), f  # the map the decoder will have, and its factor
+        return s_layer, _upscale_labels(s_stored, f, h, w), f
 
     def _base_layers(self, x: np.ndarray, seg: tuple[Layer, np.ndarray, int], compact: str, q_c: int | None
                      ) -> tuple[Header, np.ndarray, np.ndarray]:
@@ -347,7 +352,7 @@ class Codec:
         elif self.residual_coding.mapping == "fixed":  # r/2 + 128 at 8 bits, r + 512 at 10
             step = 2 if bits == 8 else 1
             lo = -step * (1 << (bits - 1))
-            lo, hi = lo, lo + step * top
+            hi = lo + step * top
         else:
             lo, hi = int(r.min()), int(r.max())
         dtype = np.uint8 if bits == 8 else np.uint16

@@ -143,13 +143,18 @@ def batch_at(step: int, rank: int, cfg: TrainConfig, imgs, labels) -> tuple[torc
     return x, s
 
 
-def decoded_compacts(cfg: TrainConfig, imgs: list[torch.Tensor], alpha: int = 8
+def decoded_compacts(cfg: TrainConfig, imgs: list[torch.Tensor], alpha: int = 8, cache: Path | None = None
                      ) -> list[tuple[torch.Tensor, list[torch.Tensor]]]:
     """For ``lossy_c``: each image (at each scale, cropped to multiples of alpha) with its area-mean c as the
-    codec decodes it at every listed quality ('lossless': c itself). Coded whole, as the codec codes a file."""
+    codec decodes it at every listed quality ('lossless': c itself). Coded whole, as the codec codes a file.
+    ``cache``: a file keeping the decoded c's for a resumed run (recomputed if the settings differ)."""
     from PIL import Image
 
     from . import codecs
+
+    key = [cfg.lossy_c, cfg.lossy_scales, cfg.crop, [tuple(x.shape) for x in imgs]]
+    saved = torch.load(cache, weights_only=True) if cache is not None and cache.is_file() else None
+    saved_cs = saved["cs"] if saved is not None and saved["key"] == json.dumps(key) else None
 
     name, _, qs = cfg.lossy_c.partition(":")
     cod = codecs.get(codecs.RESIDUAL_CODECS.get(name, name))
@@ -165,9 +170,12 @@ def decoded_compacts(cfg: TrainConfig, imgs: list[torch.Tensor], alpha: int = 8
             xs = xs[:, :h, :w].contiguous()
             c = torch.round(F.avg_pool2d(xs[None].float(), alpha)[0]).to(torch.uint8)
             c_np = np.ascontiguousarray(c.permute(1, 2, 0).numpy())
-            cs = [c if q is None else torch.from_numpy(cod.decode(cod.encode(c_np, q), c_np.shape)).permute(2, 0, 1)
-                  .contiguous() for q in quals]
+            cs = saved_cs[len(out)] if saved_cs is not None else [
+                c if q is None else torch.from_numpy(cod.decode(cod.encode(c_np, q), c_np.shape)).permute(2, 0, 1)
+                .contiguous() for q in quals]
             out.append((xs, cs))
+    if cache is not None and saved_cs is None:
+        torch.save({"key": json.dumps(key), "cs": [cs for _, cs in out]}, cache)
     return out
 
 
@@ -345,7 +353,7 @@ class Trainer:
         from tqdm import tqdm
 
         cfg = self.cfg
-        pairs = decoded_compacts(cfg, imgs, self.G.alpha) if cfg.lossy_c else None
+        pairs = decoded_compacts(cfg, imgs, self.G.alpha, self.out / "decoded_c.pt") if cfg.lossy_c else None
         log_path = self.out / "log.csv"
         writer = None
         try:

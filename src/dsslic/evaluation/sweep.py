@@ -186,7 +186,7 @@ def _versions(names: list[str], model: str | None, enhance: tuple[str, ...], per
     if {"dsslic", "dsslic-learned"} & set(names):
         # rows depend on the model's weights and, for a label-conditioned model, on the segmenter's
         base = _dsslic_codec(model, "cpu")
-        version["dsslic"] = base.model.model_id.hex()
+        version["dsslic"] = base.model.model_id.hex() + ":" + base.encoder_tag
         if base.model.num_labels:
             version["dsslic"] += "+" + base.segmenter.fingerprint
         version["dsslic-learned"] = version["dsslic"] + "+" + "+".join(
