@@ -38,7 +38,7 @@ def inside_outside(codec, img, labels, data) -> tuple[float, float]:
     return psnr(img[m], out[m]), psnr(img[~m], out[~m])
 
 
-@pytest.mark.parametrize("residual, q", [("hevc", 34), ("webp", 60)])
+@pytest.mark.parametrize("residual, q", [("hevc", 34), ("webp", 40)])
 def test_roi_round_trip_spends_bits_inside(codec, scene, residual, q):
     img, labels = scene
     plain = codec.encode(img, residual=residual, quality=q)
@@ -49,7 +49,7 @@ def test_roi_round_trip_spends_bits_inside(codec, scene, residual, q):
     assert psnr(img, codec.decode(boosted.data)) == pytest.approx(boosted.psnr)
     p_in, p_out = inside_outside(codec, img, labels, plain.data)
     b_in, b_out = inside_outside(codec, img, labels, boosted.data)
-    assert b_in - b_out > p_in - p_out + 2  # the quality moves inside (equal-size gains: benchmarks/roi.py)
+    assert b_in - b_out > p_in - p_out + 1  # the quality moves inside (equal-size gains: benchmarks/roi.py)
 
 
 def test_negative_boost_spends_fewer_bits_inside(codec, scene):
