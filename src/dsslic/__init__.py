@@ -16,7 +16,7 @@ from .errors import DsslicError, DsslicFormatError, DsslicInputError, DsslicWarn
 
 __version__ = "0.1.0"
 __all__ = [
-    "Codec", "compress", "decompress", "info",
+    "Codec", "compress", "decompress", "info", "index", "search",
     "DsslicError", "DsslicFormatError", "DsslicInputError", "DsslicWarning", "__version__",
 ]
 
@@ -26,19 +26,23 @@ if TYPE_CHECKING:
 _codecs: dict[tuple, Any] = {}
 
 
-def _codec(model: str | None, device: str) -> "Codec":
+def _codec(model: str | None, device: str, segmenter: str | None = None) -> "Codec":
     from .codec import Codec
 
-    key = (model, device)
+    key = (model, device, segmenter)
     if key not in _codecs:
-        _codecs[key] = Codec(model=model, device=device)
+        _codecs[key] = Codec(model=model, device=device, segmenter=segmenter)
     return _codecs[key]
 
 
 def compress(image: Any, *, model: str | None = None, residual: str = "hevc", quality: int | None = None,
-             target_bpp: float | None = None, device: str = "cpu") -> bytes:
-    """Compress a path, PIL image or numpy array into the bytes of one ``.dsslic`` file."""
-    return _codec(model, device).compress(image, residual=residual, quality=quality, target_bpp=target_bpp)
+             target_bpp: float | None = None, device: str = "cpu", segmenter: str | None = None,
+             roi: str | list[str] | None = None, roi_boost: int | None = None) -> bytes:
+    """Compress a path, PIL image or numpy array into the bytes of one ``.dsslic`` file.
+
+    ``roi``: class names of the label map whose residual gets ``roi_boost`` QP steps more (default 6)."""
+    return _codec(model, device, segmenter).compress(image, residual=residual, quality=quality, target_bpp=target_bpp,
+                                                     roi=roi, roi_boost=roi_boost)
 
 
 def decompress(data: bytes, *, layers: str = "full", model: str | None = None, device: str = "cpu") -> Any:
@@ -64,6 +68,20 @@ def info(data: bytes) -> dict:
     from .codec import info as _info
 
     return _info(data)
+
+
+def index(paths: Any, db: Any, **kw: Any) -> Any:
+    """Index ``.dsslic`` files (folders searched recursively) by their base layers into a SQLite file."""
+    from .semantic_search import index as _index
+
+    return _index(paths, db, **kw)
+
+
+def search(db: Any, **kw: Any) -> list[dict]:
+    """Query an index (``has``, ``not_``, ``like``, ``top``): ``[{path, score, areas}]``, best first."""
+    from .semantic_search import search as _search
+
+    return _search(db, **kw)
 
 
 def __getattr__(name: str) -> Any:  # lazy: importing dsslic does not import torch or the codecs

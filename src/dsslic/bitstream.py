@@ -54,7 +54,8 @@ PARAMS: dict[LayerKind, dict[str, tuple[int, str]]] = {
     LayerKind.SEG: {},
     LayerKind.COMPACT: {},
     # r = r_n * (hi - lo) / (2**bits - 1) + lo, r_n the decoded samples of ``bits`` bits
-    LayerKind.RESIDUAL: {"range": (1, "<hh"), "bits": (2, "<B")},
+    # roi: label ids whose residual was multiplied by 2^(roi_boost/6) before coding (dsslic.roi)
+    LayerKind.RESIDUAL: {"range": (1, "<hh"), "bits": (2, "<B"), "roi": (3, "<H*"), "roi_boost": (4, "<b")},
 }
 PARAM_DEFAULTS: dict[str, object] = {"range": (0, 0), "bits": 8}
 MAX_PARAMS_BYTES = 255  # the blob's length is one byte
@@ -245,6 +246,8 @@ def _check_params(kind: int, codec_name: str, params: dict[str, object]) -> None
     bits = params.get("bits", PARAM_DEFAULTS["bits"])
     if bits not in RESIDUAL_BITS or (bits != 8 and not codec_name.startswith("hevc")):
         raise DsslicFormatError(f"residual layer cannot have {bits}-bit samples with {codec_name}")
+    if not -24 <= params.get("roi_boost", 0) <= 24 or params.get("roi", None) == ():  # type: ignore[operator]
+        raise DsslicFormatError("residual layer has a region of interest boost outside -24..24 or no classes")
 
 
 def parse(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Header:

@@ -197,13 +197,14 @@ def cmd_compress(a: argparse.Namespace) -> int:
     if a.labels:
         segmenter = segnet.FileSegmenter(a.labels, label_space=a.label_space)
     codec = Codec(model=a.model, segmenter=segmenter, device=a.device, max_pixels=a.max_pixels, enhance=a.enhance)
+    roi = codec.roi(a.roi, a.roi_boost, a.residual) if a.roi or a.roi_boost is not None else None
     failed = 0
     bar = tqdm(todo, unit="img", disable=not batch or a.quiet, file=sys.stderr)
     for src, dst in bar:
         try:
             res = codec.encode(src if image is None else image, residual=a.residual, quality=quality,
                                target_bpp=a.target_bpp, verify=a.verify,
-                               compact=a.compact_codec, compact_q=a.compact_quality)
+                               compact=a.compact_codec, compact_q=a.compact_quality, roi=roi)
             if batch:
                 dst.parent.mkdir(parents=True, exist_ok=True)
             _write(dst, res.data)
@@ -401,6 +402,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                    help="codec of the compact image c (default hevc, chosen jointly with the residual; "
                         "jxl-lossless = the paper's configuration)")
     c.add_argument("--compact-quality", type=int, help="c's quality setting (default: the joint rule)")
+    c.add_argument("--roi", metavar="CLASS[,CLASS...]", help="spend more residual bits on these classes of the map")
+    c.add_argument("--roi-boost", type=int, metavar="DQ", help="--roi's boost in HEVC QP steps, -24..24 (default 6)")
     c.add_argument("--enhance", metavar="NAME|PATH", help="learned enhancement model for --residual learned")
     c.add_argument("--labels", metavar="MAP.png", help="use this label map as the base layer (the 'file' segmenter)")
     c.add_argument("--label-space", metavar="NAME", help="with --labels: the label space its ids belong to (photo, "
@@ -445,6 +448,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
     import importlib
 
+    importlib.import_module("dsslic.semantic_search").add_parser(sub)  # index, search: light, no torch
     words = [w for w in (sys.argv[1:] if argv is None else argv) if not w.startswith("-")]
     for name, (module, help_) in _LAZY.items():
         if words[:1] == [name]:

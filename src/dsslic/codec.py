@@ -15,6 +15,7 @@ x' is rounded to 8 bits on both sides, so the residual is an integer image and i
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -24,6 +25,9 @@ from . import bitstream, codecs
 from .bitstream import Header, Layer, LayerKind
 from .errors import DsslicFormatError, DsslicInputError
 from .imageio import DEFAULT_MAX_PIXELS, ImageLike, load_image
+from .roi import Roi
+from .roi import from_params as roi_from_params
+from .roi import resolve as resolve_roi
 from .tiling import pad_min as _pad_min
 from .tiling import pad_to as _pad_to
 
@@ -357,11 +361,16 @@ class Codec:
                 break
         return f, s_stored, layer
 
-    def _residual(self, x: np.ndarray, x_coarse: np.ndarray, bits: int) -> tuple[np.ndarray, int, int]:
-        """r = x - x' mapped to samples of ``bits`` bits: min/max-rescaled (the paper) or at a fixed offset."""
+    def _residual(self, x: np.ndarray, x_coarse: np.ndarray, bits: int, gain: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, int, int]:
+        """r = x - x' mapped to samples of ``bits`` bits: min/max-rescaled (the paper) or at a fixed offset;
+        with a region of interest, ``r * gain`` (dsslic.roi), always min/max-rescaled."""
         r = x.astype(np.int16) - x_coarse.astype(np.int16)
         top = (1 << bits) - 1
-        if self.residual_coding.mapping == "fixed":  # r/2 + 128 at 8 bits, r + 512 at 10
+        if gain is not None:
+            r = r * gain
+            lo, hi = int(np.floor(r.min())), int(np.ceil(r.max()))
+        elif self.residual_coding.mapping == "fixed":  # r/2 + 128 at 8 bits, r + 512 at 10
             step = 2 if bits == 8 else 1
             lo = -step * (1 << (bits - 1))
             hi = lo + step * top
@@ -374,11 +383,14 @@ class Codec:
         return rn, lo, hi
 
     @staticmethod
-    def _add_residual(x_coarse: np.ndarray, rn: np.ndarray, lo: int, hi: int, bits: int = 8) -> np.ndarray:
+    def _add_residual(x_coarse: np.ndarray, rn: np.ndarray, lo: int, hi: int, bits: int = 8,
+                      gain: np.ndarray | None = None) -> np.ndarray:
         out = np.empty(rn.shape, np.uint8)
         scale = (hi - lo) / float((1 << bits) - 1)
         for y in range(0, rn.shape[0], 256):  # in bands of rows: float temporaries for 256 rows, not the image
             r = rn[y : y + 256].astype(np.float32) * scale + lo
+            if gain is not None:  # a region of interest: its residual was coded amplified
+                r = r / gain[y : y + 256]
             out[y : y + 256] = np.clip(np.rint(x_coarse[y : y + 256].astype(np.float32) + r), 0, 255)
         return out
 
@@ -394,6 +406,8 @@ class Codec:
         verify: bool = False,
         compact: str | None = None,
         compact_q: int | None = None,
+        roi: str | Sequence[str] | Roi | None = None,
+        roi_boost: int | None = None,
     ) -> EncodeResult:
         """Compress ``image`` into one ``.dsslic`` file.
 
@@ -402,7 +416,8 @@ class Codec:
         whose whole file comes closest under that many bits per pixel (bisection on real encodes).
         ``compact`` codes c (:data:`COMPACT_CODECS`; default hevc, the paper's ``jxl-lossless`` under a
         learned residual, whose models were trained on it) at ``compact_q``, or else at the quality the joint
-        rule :func:`compact_quality` gives for the residual's setting.
+        rule :func:`compact_quality` gives for the residual's setting. ``roi`` (class names of the label space,
+        with ``roi_boost`` in QP steps, default 6) spends more of the residual's bits on those classes (dsslic.roi).
         """
         if target_bpp is not None and residual == "none":
             raise DsslicInputError("--target-bpp sets the residual's quality; with --residual none there is none to set")
@@ -415,7 +430,9 @@ class Codec:
             raise DsslicInputError(
                 f"unknown residual codec {residual!r}; choose from {', '.join([*codecs.RESIDUAL_CODECS, 'none'])}"
             )
+        region = None if roi is None and roi_boost is None else self.roi(roi, roi_boost, residual)
         seg = self._seg_layer(x)
+        gain = region.gain_map(seg[1]) if region is not None else None
         bases: dict[int | None, tuple[Header, np.ndarray, np.ndarray]] = {}  # per quality of c, for the search
 
         def finish(q: int | None) -> EncodeResult:
@@ -431,11 +448,11 @@ class Codec:
             elif residual != "none":
                 rc = self._residual_codec(residual)
                 bits = self.residual_coding.bits if residual == "hevc" else 8
-                rn, lo, hi = self._residual(x, x_coarse, bits)
+                rn, lo, hi = self._residual(x, x_coarse, bits, gain)
                 payload = rc.encode(rn, q)
                 hd.layers.append(Layer(LayerKind.RESIDUAL, rc.id, payload, rc.check_quality(q),
-                                       {"range": (lo, hi), "bits": bits}))
-                x_hat = self._add_residual(x_coarse, rc.decode(payload, rn.shape), lo, hi, bits)  # the decoder's image
+                                       {"range": (lo, hi), "bits": bits, **(region.params if region else {})}))
+                x_hat = self._add_residual(x_coarse, rc.decode(payload, rn.shape), lo, hi, bits, gain)  # the decoder's
             data = bitstream.serialize(hd)
             sizes = {k.kind.name.lower(): len(k.data) for k in hd.layers}
             return EncodeResult(data, w, h, sizes, q, q_c, psnr(x, x_coarse), psnr(x, x_hat))
@@ -499,8 +516,20 @@ class Codec:
         if lay.learned is not None:  # x~ <- x' + g_s(y^, x')
             enh = self.enhancer(lay.learned[:4])
             return enh.decompress(lay.learned, x_coarse, lay.c8, self._enhance_tiles())
-        bits = hd.layer(LayerKind.RESIDUAL).param("bits")  # type: ignore[union-attr]
-        return self._add_residual(x_coarse, lay.r8, hd.res_min, hd.res_max, bits)  # x~ <- x' + r
+        res = hd.layer(LayerKind.RESIDUAL)
+        region = roi_from_params(res.params)  # type: ignore[union-attr]
+        gain = region.gain_map(lay.s) if region is not None else None
+        return self._add_residual(x_coarse, lay.r8, hd.res_min, hd.res_max, res.param("bits"), gain)  # type: ignore[union-attr]
+
+    def roi(self, classes: str | Sequence[str] | Roi | None, boost: int | None = None, residual: str = "hevc") -> Roi:
+        """A region of interest in the label space this codec stores (bad classes, boost or residual: input error)."""
+        if classes is None:
+            raise DsslicInputError("--roi-boost needs --roi")
+        if residual in ("none", "learned"):
+            raise DsslicInputError(f"--roi weights a coded residual; --residual {residual} has none to weight")
+        if isinstance(classes, Roi):
+            return classes
+        return resolve_roi(classes, boost, self.segmenter.class_names, self.segmenter.name)
 
     # ------------------------------------------------------------------ API conveniences
     def compress(self, image: ImageLike, **kw) -> bytes:
