@@ -20,11 +20,10 @@ import argparse
 import os
 import random
 import resource
+import sys
 import time
 import traceback
 import zlib
-
-import sys
 from pathlib import Path
 
 import numpy as np

@@ -33,7 +33,8 @@ def test_layers(codec, img, encoded):
     full, coarse, seg = (codec.decode(encoded, k) for k in ("full", "coarse", "seg"))
     assert full.shape == coarse.shape == seg.shape == img.shape
     assert psnr(img, full) > psnr(img, coarse) + 5  # the residual layer does its job
-    from dsslic import bitstream, codec as codec_mod, labelspace
+    from dsslic import bitstream, labelspace
+    from dsslic import codec as codec_mod
 
     hd = bitstream.parse(encoded)
     s = codec_mod.decode_layers(hd, "seg").s  # the map, rendered in the palette of the file's label space

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import synthetic
 from PIL import Image
 
-from conftest import synthetic
 from dsslic.distributed import Job, local_cluster, map_files, run_batch, run_job, write_output
 
 distributed = pytest.importorskip("distributed")
@@ -111,7 +111,7 @@ def test_map_files_generic_collects_exceptions(scheduler):
     items = ["1", "2", "x", "4"]
     for kw in ({}, {"scheduler": scheduler}):
         seen: dict = {}
-        failed = map_files(int, items, progress=False, on_result=lambda i, r, e: seen.__setitem__(i, r), **kw)
+        failed = map_files(int, items, progress=False, on_result=lambda i, r, e, seen=seen: seen.__setitem__(i, r), **kw)
         assert seen == {"1": 1, "2": 2, "x": None, "4": 4}
         assert [(i, e.split(":")[0]) for i, e in failed] == [("x", "ValueError")]
 

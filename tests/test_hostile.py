@@ -56,7 +56,7 @@ def test_seg_factor_on_a_thin_header_is_refused_by_parse():
 
 def test_seg_factor_without_a_limit_allocates_only_the_output():
     """With no pixel limit at all, a 4,000,000 x 1 map at seg_factor 255 is 8 MB, not 255 times that (2 GB)."""
-    _run_limited(f"""
+    _run_limited("""
 from dsslic.bitstream import Header, Layer, LayerKind
 from dsslic.codec import decode_layers
 hd = Header(4_000_000, 1, 8, b"\\0" * 4, b"\\0" * 4, 0, 255, layers=[Layer(LayerKind.SEG, 0, b"\\x00\\x01")])

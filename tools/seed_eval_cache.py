@@ -6,7 +6,8 @@
 The classical baselines do not change when dsslic does; re-encoding 1,700 of them costs an hour on this
 CPU. This writes their rows into OUT/cache.jsonl under the keys ``dsslic eval`` uses, but first re-runs
 ``--verify`` rows drawn at random (seeded) and refuses to seed anything unless each re-run gives the same
-bytes and PSNR. DSSLIC rows are never seeded.
+bytes and the same PSNR within 0.001 dB (libjxl's decoder is not bit-exact across builds: 9e-6 dB seen). DSSLIC
+rows are never seeded.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def main() -> int:
     rows = [r for r in rows if r["codec"] in BASELINES and r["setting"] in BASELINES[r["codec"]].settings]
     for r in random.Random(0).sample(rows, min(a.verify, len(rows))):
         new = run_one(str(Path(a.data) / r["image"]), r["codec"], r["setting"], None, "cpu")
-        same = new["bytes"] == r["bytes"] and abs(new["psnr"] - r["psnr"]) < 1e-9
+        same = new["bytes"] == r["bytes"] and abs(new["psnr"] - r["psnr"]) < 1e-3
         print(f"verify {r['image']} {r['codec']} {r['setting']}: {'same' if same else 'DIFFERS'} "
               f"({new['bytes']} vs {r['bytes']} bytes, {new['psnr']:.4f} vs {r['psnr']:.4f} dB)")
         if not same:

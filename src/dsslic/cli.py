@@ -171,7 +171,7 @@ def cmd_compress(a: argparse.Namespace) -> int:
     to_stdout = not batch and str(pairs[0][1]) == STDIO
     if batch:
         inputs = {(st.st_dev, st.st_ino) for st in (os.stat(i) for i, _ in pairs)}
-        for i, o in pairs:
+        for _i, o in pairs:
             if o.exists() and (os.stat(o).st_dev, os.stat(o).st_ino) in inputs:
                 raise DsslicInputError(f"{o}: is an input; an input is never overwritten")
         _check_folder(Path(a.output))
@@ -237,9 +237,9 @@ def _warn_constant_labels(hd) -> None:
     if ls is None or ls.id == labelspace.NONE.id:
         names = sorted(p.name[: -len(".seg.safetensors")] for p in WEIGHTS_DIR.glob("*.seg.safetensors"))
         warnings.warn("this file stores no label map (constant); compress with --segmenter "
-                      f"{'|'.join(names) or 'NAME'} (or --labels MAP.png) to store one")
+                      f"{'|'.join(names) or 'NAME'} (or --labels MAP.png) to store one", stacklevel=2)
     else:
-        warnings.warn(f"the label map is one value everywhere (label space {ls.name})")
+        warnings.warn(f"the label map is one value everywhere (label space {ls.name})", stacklevel=2)
 
 
 def cmd_decompress(a: argparse.Namespace) -> int:

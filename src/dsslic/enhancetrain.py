@@ -15,7 +15,7 @@ import torch
 
 from .enhance import STRIDE, EnhanceConfig, EnhanceModel
 from .train import TrainConfig, batch_at, load_images
-from .trainloop import Clock, CsvLog, check_counts, load_checkpoint, save_checkpoint
+from .trainloop import Clock, CsvLog, add_run_args, check_counts, load_checkpoint, save_checkpoint
 
 
 @dataclass
@@ -143,11 +143,7 @@ def add_parser(sub) -> None:
     p.add_argument("--crop", type=int, default=256, help="training crop size in pixels")
     p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate")
     p.add_argument("--augment", default="strong", choices=["flip", "strong"], help="flip, or strong (+ rotations, brightness/contrast, scale jitter; default)")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
-    p.add_argument("--log-every", type=int, default=50, help="steps between lines of the CSV log")
-    p.add_argument("--ckpt-every", type=int, default=1000, help="steps between resumable checkpoints")
+    add_run_args(p)
     p.set_defaults(func=cmd_train_enhance)
 
 

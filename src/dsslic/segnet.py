@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import DsslicInputError
 from . import labelspace
+from .errors import DsslicInputError
 from .labelspace import colorize, default_palette, label_space_id  # noqa: F401  (re-exported)
 from .registry import WEIGHTS_DIR, weights_file
 

@@ -31,7 +31,7 @@ from .imageio import IMAGE_EXTS
 from .layers import one_hot
 from .losses import VGGLoss, feature_matching_loss, gan_loss, l1_loss, ssim_loss
 from .models import LearnedConfig, LearnedModel
-from .trainloop import Clock, CsvLog, check_counts, load_checkpoint, save_checkpoint
+from .trainloop import Clock, CsvLog, add_run_args, check_counts, load_checkpoint, save_checkpoint
 
 
 @dataclass
@@ -422,12 +422,8 @@ def add_parser(sub) -> None:
     p.add_argument("--synth", action="store_true", help="keep perceptual losses in all steps")
     p.add_argument("--up-weight", type=float, default=0.0, help="weight of an extra L1(up(c), x) term tying c to a thumbnail of x (default 0: off)")
     p.add_argument("--augment", default="flip", choices=["flip", "strong"], help="flip (the paper's) or strong (+ rotations, brightness/contrast, scale jitter)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (crops, initialisation)")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--compile", action="store_true", help="run the networks through torch.compile")
-    p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
-    p.add_argument("--log-every", type=int, default=50, help="steps between lines of the CSV log")
-    p.add_argument("--ckpt-every", type=int, default=1000, help="steps between resumable checkpoints")
+    add_run_args(p)
     p.set_defaults(func=cmd_train)
 
 

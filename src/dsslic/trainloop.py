@@ -82,3 +82,15 @@ class CsvLog:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def add_run_args(p) -> None:
+    """The flags every trainer shares: where it runs, how often it logs and checkpoints, resuming."""
+    import torch
+
+    p.add_argument("--seed", type=int, default=0, help="random seed (crops, initialisation)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                   help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    p.add_argument("--log-every", type=int, default=50, help="steps between lines of the CSV log")
+    p.add_argument("--ckpt-every", type=int, default=1000, help="steps between resumable checkpoints")

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .metrics import (average, average_per_class, bd_rate, curve, db, interp_psnr, ms_ssim, psnr, psnr_per_class,
-                      psnr_y)
+from .metrics import average, average_per_class, bd_rate, curve, db, interp_psnr, ms_ssim, psnr, psnr_per_class, psnr_y
 from .report import KODAK_BPG444_ANCHOR, plot, write_report
 from .sweep import BASELINES, Baseline, list_images, run_one, run_sweep
 
