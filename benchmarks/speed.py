@@ -63,8 +63,8 @@ def main() -> None:
     q_c = compact_quality(compact, "hevc", a.qp)
     cc = codecs.get(COMPACT_CODECS[compact])
     t_seg, s = timed(lambda: codec.segmenter.segment(x), a.repeat)
-    seg_codec = codecs.get("const" if (s == s.flat[0]).all() else "jxl")
-    t_segc, s_bytes = timed(lambda: seg_codec.encode(s), a.repeat)
+    t_segc, (f_seg, _, s_layer) = timed(lambda: codec._store_labels(s), a.repeat)  # as the encoder stores it
+    s_bytes = s_layer.data
     xp, sp = _pad_to(x, alpha), _pad_to(s, alpha)
     t_comp, c8 = timed(lambda: (codec.compact(xp, sp), sync())[0], a.repeat)
     t_cc, c_bytes = timed(lambda: cc.encode(c8, q_c), a.repeat)
@@ -75,7 +75,7 @@ def main() -> None:
     rn, lo, hi = codec._residual(x, xc[:h, :w], bits)
     t_res, r_bytes = timed(lambda: rc.encode(rn, a.qp), a.repeat)
     t_enc, res = timed(lambda: codec.encode(x, quality=a.qp), a.repeat)
-    rows += [("encode", "segment (SegNet)", t_seg), ("encode", f"code s ({seg_codec.name})", t_segc),
+    rows += [("encode", "segment (SegNet)", t_seg), ("encode", f"code s (1/{f_seg}, {codecs.by_id(s_layer.codec_id).name})", t_segc),
              ("encode", "compact c (CompNet)", t_comp), ("encode", f"code c ({cc.name} q {q_c})", t_cc),
              ("encode", "decode c (closed loop)", t_dc), ("encode", "x' = RecNet(s, c)", t_rec),
              ("encode", f"code residual (hevc qp {a.qp}, {codec.residual_coding.tag})", t_res),
