@@ -49,6 +49,8 @@ CASES: dict[str, dict] = {
     "plain-hevc-c-jxl": {"residual": "hevc", "compact": "jxl"},
     "plain-hevc8-c-lossless": {"residual": "hevc", "compact": "jxl-lossless", "bits": 8},
     "plain-hevc-fixed": {"residual": "hevc", "quality": 30, "mapping": "fixed"},
+    # a region of interest (issue 17): classes and boost in the residual layer's params
+    "labels-roi-hevc": {"residual": "hevc", "labels": True, "roi": "class2,class3", "roi_boost": 6},
 }
 
 
@@ -114,7 +116,9 @@ def encode(case: dict, image: np.ndarray, labels: np.ndarray | None) -> bytes:
 
     rc = ResidualCoding(**{k: case[k] for k in ("bits", "mapping") if k in case})
     codec = Codec("plain", segmenter=seg, seg_factor=case.get("seg_factor", 1), enhance=enh, residual_coding=rc)
-    data = codec.encode(image, residual=case["residual"], quality=case.get("quality"), compact=case.get("compact")).data
+    roi = codec.roi(case["roi"], case.get("roi_boost"), case["residual"]) if "roi" in case else None
+    data = codec.encode(image, residual=case["residual"], quality=case.get("quality"), compact=case.get("compact"),
+                        roi=roi).data
     if "seg_codec" not in case:
         return data
     from dsslic import bitstream, codecs
