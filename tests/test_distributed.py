@@ -137,3 +137,32 @@ def test_cli_refuses_bad_engine_options(folder, tmp_path, capsys):
                  "--labels", str(folder / "img0.png")]) == 2
     assert not (tmp_path / "x.dsslic").exists()
     assert capsys.readouterr().err.count("dsslic: error:") == 2
+
+
+def test_index_on_workers_equals_serial(scheduler, tmp_path):
+    """dsslic index --scheduler: the reads run on Dask workers, the index (and its answers) equal a serial run's."""
+    from dsslic import bitstream, codecs, labelspace
+    from dsslic import semantic_search as search
+    from dsslic.bitstream import Header, Layer, LayerKind
+    from dsslic.cli import main
+    from dsslic.distributed import ordered_map
+
+    d = tmp_path / "files"
+    d.mkdir()
+    for i in range(5):
+        lab = np.zeros((32, 48), np.uint8)
+        lab[: 4 + 5 * i] = 3
+        jxl = codecs.get("jxl")
+        hd = Header(48, 32, 8, b"\0\0\0\0", labelspace.CAMVID11.id, 11, layers=[
+            Layer(LayerKind.SEG, jxl.id, jxl.encode(lab)),
+            Layer(LayerKind.COMPACT, jxl.id, jxl.encode(np.full((4, 6, 3), 128, np.uint8)))])
+        (d / f"f{i}.dsslic").write_bytes(bitstream.serialize(hd))
+    (d / "broken.dsslic").write_bytes(b"DSLC not really")
+    a = search.index(d, tmp_path / "a.sqlite")
+    with ordered_map(scheduler=scheduler) as m:
+        b = search.index(d, tmp_path / "b.sqlite", map_fn=m)
+    assert (a.indexed, len(a.failed)) == (b.indexed, len(b.failed)) == (5, 1)
+    q = {"has": ["road:0.3"]}
+    assert search.search(tmp_path / "a.sqlite", **q) == search.search(tmp_path / "b.sqlite", **q)
+    assert main(["index", str(d), "--db", str(tmp_path / "c.sqlite"), "--scheduler", scheduler, "--quiet"]) == 0
+    assert search.search(tmp_path / "c.sqlite", **q) == search.search(tmp_path / "a.sqlite", **q)

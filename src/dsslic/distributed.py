@@ -282,6 +282,20 @@ def run_batch(jobs: Iterable[Job], *, workers: int = 0, scheduler: str | None = 
 
 
 # ------------------------------------------------------------------------------------ the command line
+@contextmanager
+def ordered_map(workers: int = 0, scheduler: str | None = None) -> Iterator[Callable[[Callable, Iterable], Iterator]]:
+    """A ``map(fn, items)`` whose results come back in order, run on Dask workers: the ``map_fn`` of
+    :func:`dsslic.semantic_search.index`, for which indexing is a map over files (``fn`` catches its own errors)."""
+    with _client(workers, scheduler) as client:
+        def run(fn: Callable, items: Iterable) -> Iterator:
+            futures = client.map(fn, list(items), pure=False, batch_size=256)
+            for f in futures:
+                yield f.result()
+                f.release()
+
+        yield run
+
+
 def add_arguments(p: Any) -> None:
     """``--workers N`` / ``--scheduler ADDRESS`` for a subcommand that maps over files."""
     p.add_argument("--workers", type=int, metavar="N",

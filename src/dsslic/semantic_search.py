@@ -542,6 +542,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--db", required=True, metavar="INDEX.sqlite", help="the index (created if absent)")
     i.add_argument("--jobs", type=int, default=1, help="processes reading files (default 1)")
     i.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    from . import distributed
+
+    distributed.add_arguments(i)
     i.set_defaults(func=cmd_index)
 
     s = sub.add_parser("search", help="find indexed files by the classes they show, or by layout")
@@ -566,7 +569,15 @@ def cmd_index(a: argparse.Namespace) -> int:
 
         tqdm.write(f"dsslic: warning: {path}: skipped ({why})", file=sys.stderr)
 
-    st = index(a.paths, a.db, jobs=a.jobs, progress=None if not a.quiet else False, on_error=report)
+    if a.workers is not None and a.workers < 1:
+        raise DsslicInputError("--workers must be at least 1")
+    if a.workers or a.scheduler:  # the reads run on Dask workers; the index is written here
+        from . import distributed
+
+        with distributed.ordered_map(a.workers or 0, a.scheduler) as map_fn:
+            st = index(a.paths, a.db, map_fn=map_fn, progress=None if not a.quiet else False, on_error=report)
+    else:
+        st = index(a.paths, a.db, jobs=a.jobs, progress=None if not a.quiet else False, on_error=report)
     if not a.quiet:
         print(f"{a.db}: {st.indexed} indexed, {st.unchanged} unchanged, {st.removed} removed, "
               f"{len(st.failed)} failed", file=sys.stderr)
