@@ -84,6 +84,12 @@ def test_net_segmenter_export_load(tmp_path):
     losses = [float(t.train_step(x, y)) for _ in range(6)]
     assert losses[-1] < losses[0]
     path = t.export("tiny")
+    again = SegTrainer(SegTrainConfig(**{**cfg.__dict__, "out": str(tmp_path / "run2")}), w, init=str(path))
+    assert all(torch.equal(a.half().float(), b) for a, b in zip(t.net.state_dict().values(),
+                                                                again.net.state_dict().values())
+               if a.is_floating_point())  # --init starts from the exported weights
+    with pytest.raises(ValueError, match="not weights of this network"):
+        SegTrainer(SegTrainConfig(**{**cfg.__dict__, "out": str(tmp_path / "run3"), "width": 4}), w, init=str(path))
     seg = segnet.NetSegmenter.load(path)
     assert seg.class_names == segnet.CAMVID11 and seg.name == "tiny"
     _contract(seg, synthetic(100, 130))

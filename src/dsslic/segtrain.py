@@ -147,7 +147,8 @@ def poly_lr(step: int, cfg: SegTrainConfig) -> float:
 
 
 class SegTrainer:
-    def __init__(self, cfg: SegTrainConfig, weights: torch.Tensor, resume: bool = False) -> None:
+    def __init__(self, cfg: SegTrainConfig, weights: torch.Tensor, resume: bool = False,
+                 init: str | None = None) -> None:
         self.cfg = cfg
         self.space, self.sets = target_space(cfg)
         self.device = torch.device(cfg.device)
@@ -161,6 +162,13 @@ class SegTrainer:
         self.out = Path(cfg.out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.clock = Clock()
+        if init is not None:  # start from exported weights (e.g. a shipped segmenter), with a fresh optimiser
+            from safetensors.torch import load_file
+
+            try:
+                self.net.load_state_dict({k: v.float() for k, v in load_file(init).items()})
+            except (OSError, RuntimeError, ValueError) as e:
+                raise ValueError(f"--init {init}: not weights of this network ({str(e).splitlines()[0]})") from None
         if resume and (st := load_checkpoint(self.out, self.device)) is not None:
             self.net.load_state_dict(st["net"])
             self.opt.load_state_dict(st["opt"])
@@ -245,6 +253,8 @@ def add_parser(sub) -> None:
                    help="cpu or cuda (default: cuda when available)")
     p.add_argument("--ckpt-every", type=int, default=1000, help="steps between resumable checkpoints")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    p.add_argument("--init", metavar="NAME|PATH", help="start from these segmenter weights (a shipped name such as "
+                                                      "photo, or a .seg.safetensors path) with a fresh optimiser")
     p.set_defaults(func=cmd_train_segnet)
 
 
@@ -264,7 +274,17 @@ def cmd_train_segnet(a) -> int:
         imgs, labs = load_pairs(cfg)
     except (ValueError, OSError) as e:
         raise DsslicInputError(str(e)) from None
-    t = SegTrainer(cfg, class_weights(labs, target_space(cfg)[0].num_labels), resume=a.resume)
+    init = None
+    if a.init:
+        from .registry import weights_file
+
+        if (found := weights_file(a.init, suffix=".seg.safetensors")) is None:
+            raise DsslicInputError(f"--init {a.init}: no such segmenter weights")
+        init = str(found)
+    try:
+        t = SegTrainer(cfg, class_weights(labs, target_space(cfg)[0].num_labels), resume=a.resume, init=init)
+    except ValueError as e:
+        raise DsslicInputError(str(e)) from None
     t.fit(imgs, labs)
     print(f"weights: {t.export(a.name, {'data': cfg.data, 'steps': t.step})}")
     return 0
