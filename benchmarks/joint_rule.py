@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
+from _report import emit
 from tqdm import tqdm
 
 from dsslic import codecs
@@ -127,10 +127,7 @@ def report(a, files, curves: dict, anchor: dict) -> None:
     hr, hd = np.array([h[0] for h in hp]), np.array([h[1] for h in hp])
     if len(hp) >= 4:
         lines.append(f"Hull BD-rate vs {vs} (PSNR): {bd_rate((ar, ap_), (hr, hd)):+.1f}%")
-    text = "\n".join(lines)
-    print(text)
-    if a.out:
-        Path(a.out).write_text(text + "\n\nCommand: `python benchmarks/joint_rule.py " + " ".join(sys.argv[1:]) + "`\n")
+    emit("\n".join(lines), a.out)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from _report import emit
 from PIL import Image
 from scipy import ndimage
 
@@ -125,9 +126,7 @@ def main() -> None:
     a = ap.parse_args()
     if a.images:
         text = segmenter_cost(a)
-        print(text)
-        if a.out:
-            Path(a.out).write_text(text + "\n\nCommand: `python benchmarks/label_cost.py " + " ".join(sys.argv[1:]) + "`\n")
+        emit(text, a.out)
         return
     files = sorted(Path(a.labels).glob("*.png"))
     variants = {"full resolution": lambda l: (l, l),
@@ -151,10 +150,7 @@ def main() -> None:
     for k, r in rows.items():
         lines.append(f"| {k} | {np.mean(r['jxl']):.4f} | {np.mean(r['png']):.4f} | {np.mean(r['avif']):.4f} | "
                      f"{100 * np.mean(r['kept']):.2f}% |")
-    text = "\n".join(lines)
-    print(text)
-    if a.out:
-        Path(a.out).write_text(text + "\n\nCommand: `python benchmarks/label_cost.py " + " ".join(sys.argv[1:]) + "`\n")
+    emit("\n".join(lines), a.out)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _report import emit
 from PIL import Image
 from tqdm import tqdm
 
@@ -109,10 +110,7 @@ def main() -> None:
              f"{os.getloadavg()[0]:.1f}).", "",
              "| class | IoU |", "|---|---|"]
     lines += [f"| {name} | {100 * v:.1f}% |" for name, v, ok in zip(names, sc["iou"], present) if ok]
-    text = "\n".join(lines)
-    print(text)
-    if a.out:
-        Path(a.out).write_text(text + "\n\nCommand: `python benchmarks/segnet_miou.py " + " ".join(sys.argv[1:]) + "`\n")
+    emit("\n".join(lines), a.out)
 
 
 if __name__ == "__main__":

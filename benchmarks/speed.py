@@ -64,7 +64,6 @@ def main() -> None:
     cc = codecs.get(COMPACT_CODECS[compact])
     t_seg, s = timed(lambda: codec.segmenter.segment(x), a.repeat)
     t_segc, (f_seg, _, s_layer) = timed(lambda: codec._store_labels(s), a.repeat)  # as the encoder stores it
-    s_bytes = s_layer.data
     xp, sp = _pad_to(x, alpha), _pad_to(s, alpha)
     t_comp, c8 = timed(lambda: (codec.compact(xp, sp), sync())[0], a.repeat)
     t_cc, c_bytes = timed(lambda: cc.encode(c8, q_c), a.repeat)

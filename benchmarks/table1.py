@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
+from _report import emit
 from tqdm import tqdm
 
 from dsslic.codec import Codec
@@ -55,10 +55,7 @@ def main() -> None:
             rows.append((res.bpp, psnr(x, y), ms_ssim(x, y)))
         bpp, p, m = (float(np.nanmean(c)) for c in zip(*rows))
         lines.append(f"| {name} | {bpp:.4f} | {bpp / 3:.4f} | {p:.2f} | {m:.4f} |")
-    text = "\n".join(lines)
-    print(text)
-    if a.out:
-        Path(a.out).write_text(text + "\n\nCommand: `python benchmarks/table1.py " + " ".join(sys.argv[1:]) + "`\n")
+    emit("\n".join(lines), a.out)
 
 
 if __name__ == "__main__":

@@ -160,15 +160,16 @@ class SegTrainer:
         self.weights = weights.to(self.device)
         self.step = 0
         self.out = Path(cfg.out)
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.clock = Clock()
         if init is not None:  # start from exported weights (e.g. a shipped segmenter), with a fresh optimiser
             from safetensors.torch import load_file
 
             try:
                 self.net.load_state_dict({k: v.float() for k, v in load_file(init).items()})
             except (OSError, RuntimeError, ValueError) as e:
-                raise ValueError(f"--init {init}: not weights of this network ({str(e).splitlines()[0]})") from None
+                raise ValueError(f"--init {init}: not weights of this network (a width-{cfg.width} SegNetLite with "
+                                 f"{self.space.num_labels} classes: {type(e).__name__})") from None
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.clock = Clock()
         if resume and (st := load_checkpoint(self.out, self.device)) is not None:
             self.net.load_state_dict(st["net"])
             self.opt.load_state_dict(st["opt"])
