@@ -346,7 +346,8 @@ _LAZY = {"eval": ("dsslic.evaluation.cli", "rate-distortion curves against class
          "report": ("dsslic.report", "self-contained HTML report of files, images or an eval run"),
          "train": ("dsslic.train", "train CompNet + FineNet (+ discriminators) on folders of images"),
          "train-segnet": ("dsslic.segtrain", "train the SegNetLite segmenter from scratch on labelled images"),
-         "train-enhance": ("dsslic.enhancetrain", "train the learned enhancement layer (--residual learned)")}
+         "train-enhance": ("dsslic.enhancetrain", "train the learned enhancement layer (--residual learned)"),
+         "train-restore": ("dsslic.restoretrain", "train the decoder's restoration filter on decoded training photos")}
 
 
 def _quality_help() -> str:

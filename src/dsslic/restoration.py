@@ -1,0 +1,127 @@
+"""The restoration filter at the decoder: x^ = x~ + f(x~, x', s, q), a small CNN that removes coding artefacts.
+
+x~ is the decoded image (x' plus the HEVC residual), x' the coarse layer RecNet made from the base layers, s the
+label map and q the residual's QP: everything the decoder already holds, so the filter costs no bits. It runs at
+half resolution (pixel unshuffle by 2) to stay cheap (``macs_per_pixel``: a few thousand MAC per pixel, against
+RecNet ``general``'s 30,048) and its output is rounded to 8 bits, like x', so that the encoder's reported quality
+is that of what any decoder computes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: QPs are fed as (q - Q_MID) / Q_SCALE: the eval's 22..49 maps to about -1..+1
+Q_MID, Q_SCALE = 35.0, 15.0
+#: receptive field margin in full-resolution pixels that tiles overlap by (2 * depth + 4 half-res pixels, rounded up)
+TILE_OVERLAP = 32
+
+
+@dataclass(frozen=True)
+class RestoreConfig:
+    """The filter's shape; stored as JSON in its weight file's metadata."""
+
+    name: str = "custom"
+    width: int = 24  # channels at half resolution
+    depth: int = 5  # 3x3 convolutions between the input and output convolutions
+    num_labels: int = 11  # label ids >= num_labels share one extra embedding
+    emb: int = 4  # label embedding size
+
+
+class RestoreNet(nn.Module):
+    """f(x~, x', s, q) at half resolution; the output convolution starts at zero, so training starts at x^ = x~."""
+
+    def __init__(self, cfg: RestoreConfig = RestoreConfig()) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.num_labels + 1, cfg.emb)
+        c_in = 4 * 6 + cfg.emb + 1
+        self.head = nn.Conv2d(c_in, cfg.width, 3, padding=1)
+        self.body = nn.ModuleList(nn.Conv2d(cfg.width, cfg.width, 3, padding=1) for _ in range(cfg.depth))
+        self.tail = nn.Conv2d(cfg.width, 12, 3, padding=1)
+        nn.init.zeros_(self.tail.weight)
+        nn.init.zeros_(self.tail.bias)
+
+    def forward(self, xt: torch.Tensor, xc: torch.Tensor, s: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        """x^ in [0, 1] (not rounded) from x~, x' (B,3,H,W in [0, 1], H and W even), s (B,H,W ids), q (B,) QPs."""
+        b, _, h, w = xt.shape
+        img = F.pixel_unshuffle(torch.cat([xt - 0.5, xc - xt], 1), 2)
+        lab = self.embed(s[:, ::2, ::2].long().clamp(max=self.cfg.num_labels)).permute(0, 3, 1, 2)
+        qp = ((q.float() - Q_MID) / Q_SCALE).view(b, 1, 1, 1).expand(b, 1, h // 2, w // 2)
+        y = F.leaky_relu(self.head(torch.cat([img, lab, qp], 1)), 0.1)
+        for conv in self.body:
+            y = y + F.leaky_relu(conv(y), 0.1)
+        return xt + F.pixel_shuffle(self.tail(y), 2)
+
+    @property
+    def filter_id(self) -> bytes:
+        """4 bytes naming these exact weights (what a file stores to ask for this filter)."""
+        h = hashlib.sha256(json.dumps(asdict(self.cfg), sort_keys=True).encode())
+        for k, v in sorted(self.state_dict().items()):
+            h.update(k.encode())
+            h.update(v.detach().cpu().contiguous().numpy().astype("<f4").tobytes())
+        return h.digest()[:4]
+
+
+def macs_per_pixel(net: RestoreNet, h: int = 64, w: int = 64) -> float:
+    """Multiply-accumulates per full-resolution pixel, counted by ``torch.utils.flop_counter`` (FLOPs / 2)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.zeros(1, 3, h, w)
+    with FlopCounterMode(display=False) as fc, torch.no_grad():
+        net(x, x, torch.zeros(1, h, w, dtype=torch.long), torch.tensor([30]))
+    return fc.get_total_flops() / 2 / (h * w)
+
+
+def apply(net: RestoreNet, xt: np.ndarray, xc: np.ndarray, s: np.ndarray, q: int, tile: int = 1024) -> np.ndarray:
+    """x^ as uint8 HxWx3 from the decoder's uint8 x~ and x' and its HxW label map (any size: reflect-padded to even
+    sizes and run in overlapping tiles, which give the same result as one pass)."""
+    from .tiling import pad_to, tiled
+
+    h, w = xt.shape[:2]
+
+    def img(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(pad_to(a, 2))).permute(2, 0, 1)[None]
+
+    def run(t: torch.Tensor, c: torch.Tensor, lab: torch.Tensor) -> torch.Tensor:
+        y = net(t.float() / 255, c.float() / 255, lab, torch.tensor([q]))
+        return (y.clamp(0, 1) * 255).round().to(torch.uint8)
+
+    lab = torch.from_numpy(np.ascontiguousarray(pad_to(s.astype(np.int64), 2)))[None]
+    with torch.inference_mode():
+        y = tiled(run, [img(xt), img(xc), lab], [1, 1, 1], 1, (h + h % 2, w + w % 2), tile, TILE_OVERLAP, align=2)
+    return y[0].permute(1, 2, 0).numpy()[:h, :w]
+
+
+def save(net: RestoreNet, path: str | Path) -> None:
+    """The filter as safetensors, its config and id in the metadata (read back by :func:`load`)."""
+    from safetensors.torch import save_file
+
+    meta = {"config": json.dumps(asdict(net.cfg)), "filter_id": net.filter_id.hex(), "kind": "restore"}
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path), metadata=meta)
+
+
+def load(path: str | Path) -> RestoreNet:
+    """A filter saved by :func:`save`, in eval mode; its id is checked against the stored one."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from .errors import DsslicInputError
+
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata() or {}
+    if meta.get("kind") != "restore":
+        raise DsslicInputError(f"{path}: not a restoration filter")
+    net = RestoreNet(RestoreConfig(**json.loads(meta["config"])))
+    net.load_state_dict(load_file(str(path)))
+    if net.filter_id.hex() != meta.get("filter_id"):
+        raise DsslicInputError(f"{path}: weights do not match their stored filter id")
+    return net.eval()

@@ -1,0 +1,230 @@
+"""Training the restoration filter (``dsslic train-restore``) on what the decoder sees: MSE of x^ against x.
+
+The data are ``.npz`` files of ``tools/make_restore_data.py`` (x, the decoded label map s, and per residual QP q the
+decoder's x' as ``xc<q>`` and x~ as ``xt<q>``). Batches are a function of the step (seeded), so a resumed run
+draws what the uninterrupted one would have; the last ``--val`` files are held out and scored in the log as the
+PSNR gain of x^ (rounded to 8 bits, as decoded) over x~.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .restoration import RestoreConfig, RestoreNet, save
+from .trainloop import Clock, CsvLog, add_run_args, check_counts, load_checkpoint, save_checkpoint
+
+Sample = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]  # x, x~, x', s, q
+
+
+def make_pairs(codec, x: np.ndarray, qs: list[int]) -> dict[str, np.ndarray]:
+    """What the decoder holds for ``x`` coded by ``codec`` at each residual QP: x, s, and per q x' (``xc<q>``),
+    x~ (``xt<q>``) and the file's size in bytes (``bytes<q>``)."""
+    from . import bitstream
+    from .codec import decode_layers
+
+    arrays: dict[str, np.ndarray] = {"x": x}
+    for q in qs:
+        data = codec.compress(x, quality=q)
+        hd = bitstream.parse(data)
+        lay = decode_layers(hd, "full")
+        arrays.setdefault("s", lay.s.astype(np.uint8))
+        arrays[f"xc{q}"] = codec.reconstruct(hd, lay, "coarse")
+        arrays[f"xt{q}"] = codec.reconstruct(hd, lay, "full")
+        arrays[f"bytes{q}"] = np.array(len(data))
+    return arrays
+
+
+def load_samples(folders: list[str]) -> list[list[Sample]]:
+    """Per file (sorted by name), its (x, x~, x', s, q) at every QP it holds."""
+    files = sorted(f for d in folders for f in Path(d).glob("*.npz") if not f.name.endswith(".tmp.npz"))
+    if not files:
+        raise ValueError(f"no .npz files in {', '.join(folders)}")
+    out = []
+    for f in files:
+        with np.load(f) as z:
+            qs = sorted(int(k[2:]) for k in z.files if k.startswith("xt"))
+            out.append([(z["x"], z[f"xt{q}"], z[f"xc{q}"], z["s"], q) for q in qs])
+    return out
+
+
+@dataclass
+class RestoreTrainConfig:
+    data: list[str]
+    out: str
+    name: str = "custom"
+    width: int = 24
+    depth: int = 5
+    num_labels: int = 11
+    steps: int = 6000
+    batch: int = 16
+    crop: int = 96
+    lr: float = 1e-3
+    val: int = 8
+    seed: int = 0
+    device: str = "cpu"
+    log_every: int = 50
+    ckpt_every: int = 500
+    extra: dict = field(default_factory=dict)
+
+
+def _tensors(items: list[Sample], device) -> list[torch.Tensor]:
+    x, xt, xc, s, q = zip(*items)
+
+    def img(a):
+        return torch.from_numpy(np.stack(a)).permute(0, 3, 1, 2).float().div(255).to(device)
+
+    return [img(x), img(xt), img(xc), torch.from_numpy(np.stack(s).astype(np.int64)).to(device),
+            torch.tensor(q, device=device)]
+
+
+def batch_at(samples: list[list[Sample]], step: int, cfg: RestoreTrainConfig) -> list[Sample]:
+    """The step's crops: random file, QP, position (on the 8-pixel grid HEVC codes on) and flips."""
+    rng = np.random.default_rng([cfg.seed, step])
+    out = []
+    for _ in range(cfg.batch):
+        per = samples[rng.integers(len(samples))]
+        x, xt, xc, s, q = per[rng.integers(len(per))]
+        c = min(cfg.crop, x.shape[0] // 2 * 2, x.shape[1] // 2 * 2)
+        y0 = rng.integers((x.shape[0] - c) // 8 + 1) * 8
+        x0 = rng.integers((x.shape[1] - c) // 8 + 1) * 8
+        fy, fx = (-1 if rng.random() < 0.5 else 1), (-1 if rng.random() < 0.5 else 1)
+        cut = [np.ascontiguousarray(a[y0 : y0 + c, x0 : x0 + c][::fy, ::fx]) for a in (x, xt, xc, s)]
+        out.append((*cut, q))
+    return out
+
+
+class RestoreTrainer:
+    def __init__(self, cfg: RestoreTrainConfig, resume: bool = False) -> None:
+        if cfg.crop % 8:
+            raise ValueError("--crop must be a multiple of 8")
+        self.cfg, self.device = cfg, torch.device(cfg.device)
+        torch.manual_seed(cfg.seed)
+        self.net = RestoreNet(RestoreConfig(name=cfg.name, width=cfg.width, depth=cfg.depth,
+                                            num_labels=cfg.num_labels)).to(self.device)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
+        self.step = 0
+        self.out = Path(cfg.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.clock = Clock()
+        if resume and (state := load_checkpoint(self.out, self.device)) is not None:
+            self.net.load_state_dict(state["model"])
+            self.opt.load_state_dict(state["opt"])
+            self.step = state["step"]
+            self.clock = Clock(state.get("elapsed_s", 0.0))
+
+    def lr_at(self, step: int) -> float:
+        """Constant, then a linear decay to a tenth over the last fifth of the run."""
+        tail = max(1, self.cfg.steps // 5)
+        frac = min(1.0, max(0.0, (step - (self.cfg.steps - tail)) / tail))
+        return self.cfg.lr * (1 - 0.9 * frac)
+
+    def train_step(self, items: list[Sample]) -> float:
+        x, xt, xc, s, q = _tensors(items, self.device)
+        for g in self.opt.param_groups:
+            g["lr"] = self.lr_at(self.step)
+        loss = torch.mean((self.net(xt, xc, s, q) - x) ** 2)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.step += 1
+        with torch.no_grad():
+            base = torch.mean((xt - x) ** 2)
+        return float(loss.detach()), float(base)
+
+    @torch.no_grad()
+    def validate(self, val: list[list[Sample]]) -> tuple[float, float]:
+        """Mean PSNR of x~ and of x^ (8-bit) over every held-out file and QP, whole images."""
+        from .restoration import apply
+
+        self.net.eval()
+        a, b = [], []
+        for per in val:
+            for x, xt, xc, s, q in per:
+                y = apply(self.net, xt, xc, s, q)
+                for arr, acc in ((xt, a), (y, b)):
+                    mse = np.mean((arr.astype(np.float64) - x) ** 2)
+                    acc.append(10 * np.log10(255**2 / max(mse, 1e-10)))
+        self.net.train()
+        return float(np.mean(a)), float(np.mean(b))
+
+    def checkpoint(self) -> None:
+        save_checkpoint(self.out, {"model": self.net.state_dict(), "opt": self.opt.state_dict(), "step": self.step,
+                                   "elapsed_s": self.clock(), "config": json.dumps(asdict(self.cfg))})
+
+    def fit(self, samples: list[list[Sample]]) -> None:
+        cfg = self.cfg
+        n_val = min(cfg.val, len(samples) - 1)
+        held = set(range(0, len(samples), max(1, len(samples) // max(n_val, 1)))[:n_val]) if n_val else set()
+        train = [p for i, p in enumerate(samples) if i not in held]
+        val = [p for i, p in enumerate(samples) if i in held]
+        fields = ["step", "loss_psnr", "batch_gain_db", "val_psnr_in", "val_psnr_out", "val_gain_db", "lr", "time_s"]
+        with CsvLog(self.out / "log.csv", fields) as log:
+            run = []
+            while self.step < cfg.steps:
+                run.append(self.train_step(batch_at(train, self.step, cfg)))
+                last = self.step == cfg.steps
+                if self.step % cfg.log_every == 0 or last:
+                    out, base = np.mean(run, axis=0)
+                    row = {"step": self.step, "loss_psnr": f"{10 * np.log10(1 / max(out, 1e-12)):.3f}",
+                           "batch_gain_db": f"{10 * np.log10(base / max(out, 1e-12)):+.4f}",
+                           "lr": f"{self.lr_at(self.step):.2e}", "time_s": f"{self.clock():.1f}"}
+                    run = []
+                    if val and (self.step % cfg.ckpt_every == 0 or last):
+                        pin, pout = self.validate(val)
+                        row.update(val_psnr_in=f"{pin:.4f}", val_psnr_out=f"{pout:.4f}",
+                                   val_gain_db=f"{pout - pin:+.4f}")
+                    log.write(row)
+                    print(", ".join(f"{k} {v}" for k, v in row.items()), flush=True)
+                if self.step % cfg.ckpt_every == 0 or last:
+                    self.checkpoint()
+                    save(self.net, self.out / f"{cfg.name}.restore.safetensors")
+
+    def export(self) -> Path:
+        path = self.out / f"{self.cfg.name}.restore.safetensors"
+        save(self.net, path)
+        return path
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("train-restore", help="train the decoder's restoration filter on (decoded, original) pairs")
+    p.add_argument("--data", action="append", required=True, metavar="DIR",
+                   help="folder of .npz pairs from tools/make_restore_data.py (repeatable)")
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder: checkpoint, log, exported weights")
+    p.add_argument("--name", default="custom", help="name of the exported filter")
+    p.add_argument("--steps", type=int, default=6000, help="optimiser steps in all")
+    p.add_argument("--batch", type=int, default=16, help="crops per step")
+    p.add_argument("--crop", type=int, default=96, help="crop size in pixels (multiple of 8)")
+    p.add_argument("--width", type=int, default=24, help="channels at half resolution")
+    p.add_argument("--depth", type=int, default=5, help="hidden 3x3 convolutions")
+    p.add_argument("--num-labels", type=int, default=11, help="label ids the embedding distinguishes")
+    p.add_argument("--lr", type=float, default=1e-3, help="learning rate")
+    p.add_argument("--val", type=int, default=8, help="files held out for the log's validation gain")
+    add_run_args(p)
+    p.set_defaults(func=cmd_train_restore, ckpt_every=500)
+
+
+def cmd_train_restore(a) -> int:
+    from .errors import DsslicInputError
+
+    check_counts(a)
+    for d in a.data:
+        if not Path(d).is_dir():
+            raise DsslicInputError(f"{d}: no such directory")
+    if a.crop % 8:
+        raise DsslicInputError("--crop must be a multiple of 8")
+    cfg = RestoreTrainConfig(data=a.data, out=a.out, name=a.name, width=a.width, depth=a.depth,
+                             num_labels=a.num_labels, steps=a.steps, batch=a.batch, crop=a.crop, lr=a.lr,
+                             val=a.val, seed=a.seed, device=a.device, log_every=a.log_every, ckpt_every=a.ckpt_every)
+    try:
+        samples = load_samples(cfg.data)
+    except (ValueError, OSError) as e:
+        raise DsslicInputError(str(e)) from None
+    t = RestoreTrainer(cfg, resume=a.resume)
+    t.fit(samples)
+    print(f"weights: {t.export()}")
+    return 0

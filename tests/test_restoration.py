@@ -1,0 +1,86 @@
+"""The restoration filter: shape, cost, determinism, weight files, and its trainer on a tiny input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dsslic import restoration
+from dsslic.restoration import RestoreConfig, RestoreNet
+
+
+def _random_net(seed: int = 0, **kw) -> RestoreNet:
+    torch.manual_seed(seed)
+    net = RestoreNet(RestoreConfig(**kw))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0, 0.05)
+    return net.eval()
+
+
+def _inputs(h: int, w: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    xc = np.clip(x.astype(int) + rng.integers(-20, 21, x.shape), 0, 255).astype(np.uint8)
+    s = rng.integers(0, 14, (h, w)).astype(np.uint8)  # ids past num_labels share one embedding
+    return x, xc, s
+
+
+def test_starts_as_identity_and_is_cheap() -> None:
+    x, xc, s = _inputs(37, 50)
+    net = RestoreNet().eval()  # zero output convolution: x^ = x~ before training
+    assert np.array_equal(restoration.apply(net, x, xc, s, 30), x)
+    assert restoration.macs_per_pixel(net) <= 10_000
+
+
+def test_odd_sizes_tiles_and_threads_give_one_result() -> None:
+    x, xc, s = _inputs(71, 45)
+    net = _random_net()
+    whole = restoration.apply(net, x, xc, s, 37)
+    assert whole.shape == x.shape and whole.dtype == np.uint8
+    assert not np.array_equal(whole, x)  # a random filter changes the image
+    assert np.array_equal(restoration.apply(net, x, xc, s, 37, tile=32), whole)  # overlapping tiles: no seams
+    n = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert np.array_equal(restoration.apply(net, x, xc, s, 37), whole)
+    finally:
+        torch.set_num_threads(n)
+    assert not np.array_equal(restoration.apply(net, x, xc, s, 22), whole)  # q is an input
+
+
+def test_weights_round_trip_and_id(tmp_path) -> None:
+    net = _random_net(width=8, depth=1)
+    restoration.save(net, tmp_path / "f.restore.safetensors")
+    back = restoration.load(tmp_path / "f.restore.safetensors")
+    assert back.filter_id == net.filter_id and back.cfg == net.cfg
+    assert _random_net(1, width=8, depth=1).filter_id != net.filter_id
+    with pytest.raises(ValueError, match="not a restoration filter"):
+        from safetensors.torch import save_file
+
+        save_file({"a": torch.zeros(1)}, str(tmp_path / "other.safetensors"))
+        restoration.load(tmp_path / "other.safetensors")
+
+
+def test_trainer_learns_and_resumes(tmp_path) -> None:
+    from dsslic.cli import main
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(3):  # x~ = x darkened: a filter learns to undo that within a few steps
+        x = rng.integers(40, 216, (32, 40, 3), dtype=np.uint8)
+        np.savez(data / f"im{i}.npz", x=x, s=np.zeros((32, 40), np.uint8), xt30=(x - 30).astype(np.uint8),
+                 xc30=x, bytes30=np.array(100))
+    out = tmp_path / "run"
+    args = ["train-restore", "--data", str(data), "--out", str(out), "--steps", "6", "--batch", "2", "--crop", "16",
+            "--width", "8", "--depth", "1", "--lr", "1e-2", "--val", "1", "--log-every", "3", "--ckpt-every", "3"]
+    assert main(args) == 0
+    log = (out / "log.csv").read_text().splitlines()
+    assert log[0].startswith("step,") and len(log) == 3
+    assert float(log[-1].split(",")[4]) > float(log[-1].split(",")[3])  # held-out file: x^ beats x~
+    assert main([*args[:6], "8", *args[7:], "--resume"]) == 0
+    assert len((out / "log.csv").read_text().splitlines()) == 4  # continued at step 6, one more row
+    net = restoration.load(out / "custom.restore.safetensors")
+    assert net.cfg.width == 8
