@@ -75,7 +75,7 @@ def test_trainer_learns_and_resumes(tmp_path) -> None:
                  xc30=x, bytes30=np.array(100))
     out = tmp_path / "run"
     args = ["train-restore", "--data", str(data), "--out", str(out), "--steps", "6", "--batch", "2", "--crop", "16",
-            "--width", "8", "--depth", "1", "--lr", "1e-2", "--val", "1", "--log-every", "3", "--ckpt-every", "3"]
+            "--width", "8", "--depth", "1", "--lr", "2e-3", "--val", "1", "--log-every", "3", "--ckpt-every", "3"]
     assert main(args) == 0
     log = (out / "log.csv").read_text().splitlines()
     assert log[0].startswith("step,") and len(log) == 3
@@ -84,3 +84,30 @@ def test_trainer_learns_and_resumes(tmp_path) -> None:
     assert len((out / "log.csv").read_text().splitlines()) == 4  # continued at step 6, one more row
     net = restoration.load(out / "custom.restore.safetensors")
     assert net.cfg.width == 8
+
+
+def test_codec_round_trip_with_a_filter(tmp_path) -> None:
+    """A file naming a filter decodes to what the encoder measured; without the field (or --no-restore) to x~;
+    a decoder that lacks the filter refuses the file clearly."""
+    from dsslic import DsslicFormatError, bitstream
+    from dsslic.codec import Codec, psnr
+
+    x, _, _ = _inputs(48, 64, 3)
+    x = (x // 64 * 64 + 20).astype(np.uint8)  # flat patches: a small file
+    net = _random_net(width=8, depth=1)
+    enc = Codec("plain", segmenter="none", restore=net)
+    res = enc.encode(x, quality=40)
+    hd = bitstream.parse(res.data)
+    assert hd.layer(bitstream.LayerKind.RESIDUAL).params["restore"] == (net.filter_id, 40)
+    y = Codec("plain", restore=net).decode(res.data)
+    assert abs(psnr(x, y) - res.psnr) < 1e-9  # closed loop: the encoder reports the decoder's output
+    plain = Codec("plain", segmenter="none", restore=False).encode(x, quality=40)
+    assert len(plain.data) == len(res.data) - 7  # the field: tag, length, 4-byte id, QP
+    x_tilde = Codec("plain", restore=False).decode(res.data)
+    assert np.array_equal(x_tilde, Codec("plain").decode(plain.data))
+    assert not np.array_equal(x_tilde, y)
+    with pytest.raises(DsslicFormatError, match="restoration filter id"):
+        Codec("plain").decode(res.data)  # no shipped filter has this id
+    restoration.save(_random_net(1, width=8, depth=1), tmp_path / "other.restore.safetensors")
+    with pytest.raises(DsslicFormatError, match="the one given"):
+        Codec("plain", restore=str(tmp_path / "other.restore.safetensors")).decode(res.data)

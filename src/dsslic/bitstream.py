@@ -55,7 +55,9 @@ PARAMS: dict[LayerKind, dict[str, tuple[int, str]]] = {
     LayerKind.COMPACT: {},
     # r = r_n * (hi - lo) / (2**bits - 1) + lo, r_n the decoded samples of ``bits`` bits
     # roi: label ids whose residual was multiplied by 2^(roi_boost/6) before coding (dsslic.roi)
-    LayerKind.RESIDUAL: {"range": (1, "<hh"), "bits": (2, "<B"), "roi": (3, "<H*"), "roi_boost": (4, "<b")},
+    # restore: (filter id, QP it is told) of the decoder's restoration filter applied to x~ (dsslic.restoration)
+    LayerKind.RESIDUAL: {"range": (1, "<hh"), "bits": (2, "<B"), "roi": (3, "<H*"), "roi_boost": (4, "<b"),
+                         "restore": (5, "<4sB")},
 }
 PARAM_DEFAULTS: dict[str, object] = {"range": (0, 0), "bits": 8}
 MAX_PARAMS_BYTES = 255  # the blob's length is one byte

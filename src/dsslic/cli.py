@@ -196,7 +196,8 @@ def cmd_compress(a: argparse.Namespace) -> int:
     segmenter = segnet.get(a.segmenter, device=a.device) if a.segmenter else None
     if a.labels:
         segmenter = segnet.FileSegmenter(a.labels, label_space=a.label_space)
-    codec = Codec(model=a.model, segmenter=segmenter, device=a.device, max_pixels=a.max_pixels, enhance=a.enhance)
+    codec = Codec(model=a.model, segmenter=segmenter, device=a.device, max_pixels=a.max_pixels, enhance=a.enhance,
+                  restore=False if a.no_restore else None)
     roi = codec.roi(a.roi, a.roi_boost, a.residual) if a.roi or a.roi_boost is not None else None
     failed = 0
     bar = tqdm(todo, unit="img", disable=not batch or a.quiet, file=sys.stderr)
@@ -279,7 +280,8 @@ def cmd_decompress(a: argparse.Namespace) -> int:
                 )
         from .codec import Codec
 
-        codec = Codec(model=model, device=a.device, max_pixels=a.max_pixels, enhance=a.enhance)
+        codec = Codec(model=model, device=a.device, max_pixels=a.max_pixels, enhance=a.enhance,
+                      restore=False if a.no_restore else None)
         img = codec.reconstruct(hd, lay, a.layers)
     if out == STDIO:
         _write(out, encode_image(img, ".png"))
@@ -411,6 +413,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                                                           "camvid11; default: numbered classes)")
     c.add_argument("--segmenter", help="segmenter for the base layer (default: photo for label-free models, else the "
                                        "model's own): photo, camvid11, none, hf:DIR, ...")
+    c.add_argument("--no-restore", action="store_true", help="no restoration filter at the decoder (default: the "
+                                                              "model's shipped one, named in the file)")
     c.add_argument("--force", action="store_true", help="overwrite existing outputs (never an input)")
     c.add_argument("--verify", action="store_true", help="decode each output and check it against the encoder")
     c.add_argument("--quiet", action="store_true", help="no progress bar and no per-file line")
@@ -428,6 +432,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                    help="seg: the label map in colour; coarse: x' without residual; full: the image")
     d.add_argument("--model", help=f"model to decode with: {model_help} (default: the one the file names)")
     d.add_argument("--enhance", metavar="NAME|PATH", help="learned enhancement model (default: the shipped one the file names)")
+    d.add_argument("--no-restore", action="store_true", help="skip the restoration filter the file names")
     d.add_argument("--force", action="store_true", help="overwrite an existing output (never the input)")
     distributed.add_arguments(d)
     d.set_defaults(func=cmd_decompress)

@@ -34,7 +34,7 @@ from .tiling import pad_to as _pad_to
 if TYPE_CHECKING:  # torch, the networks and segmenters are imported when a Codec is made, not before:
     import torch  # a bad file is refused without paying for them
 
-    from . import enhance, models, segnet
+    from . import enhance, models, restoration, segnet
 
 Layers = Literal["seg", "coarse", "full"]
 
@@ -200,6 +200,7 @@ class Codec:
         label_budget_bpp: float = LABEL_BUDGET_BPP,
         enhance: str | enhance.EnhanceModel | None = None,
         residual_coding: ResidualCoding | None = None,
+        restore: str | bool | restoration.RestoreNet | None = None,
     ) -> None:
         import torch
 
@@ -232,12 +233,45 @@ class Codec:
         self._enhance_arg = enhance
         self._enhance_model: enhance.EnhanceModel | None = None
         self.residual_coding = residual_coding or ResidualCoding()
+        # the decoder's restoration filter (dsslic.restoration): None = the model's shipped one if any, False = off
+        self._restore_arg, self._restore_net = restore, None
 
     @property
     def encoder_tag(self) -> str:
         """The encoder's choices beyond the model (default c codec, joint rule, residual coding): eval's cache
         keys on it, so rows made with other choices are not reused."""
-        return f"c={DEFAULT_COMPACT}:K{JOINT_K:+d}:coarse{COARSE_QP}:res={self.residual_coding.tag}"
+        net = self.restorer()
+        return (f"c={DEFAULT_COMPACT}:K{JOINT_K:+d}:coarse{COARSE_QP}:res={self.residual_coding.tag}"
+                + (f":restore={net.filter_id.hex()}" if net is not None else ""))
+
+    def restorer(self, filter_id: bytes | None = None) -> restoration.RestoreNet | None:
+        """The restoration filter: the encoder's (None when off or when the model has none), or the one a file
+        names (``filter_id``): the one given if it matches, else the shipped filter with that id."""
+        from . import restoration
+
+        arg = self._restore_arg
+        if self._restore_net is None and arg is not False and (arg is not None or filter_id is None):
+            path = None if isinstance(arg, restoration.RestoreNet) else restoration.find(arg or self.model.name)
+            if isinstance(arg, str) and path is None:
+                raise DsslicInputError(f"--restore {arg}: no such restoration filter")
+            self._restore_net = arg if path is None else restoration.load(path)
+        if filter_id is None or arg is False:
+            return self._restore_net
+        if self._restore_net is None or self._restore_net.filter_id != filter_id:
+            if arg is not None:
+                raise DsslicFormatError(f"file needs restoration filter id {filter_id.hex()}; the one given is "
+                                        f"{self._restore_net.filter_id.hex()}")  # type: ignore[union-attr]
+            self._restore_net = restoration.by_id(filter_id)
+        return self._restore_net
+
+    def _restored(self, params: dict, x_tilde: np.ndarray, x_coarse: np.ndarray, s: np.ndarray) -> np.ndarray:
+        """x^ = filter(x~, x', s, q) when the residual layer names a filter (and it is not turned off)."""
+        from . import restoration
+
+        if "restore" not in params or self._restore_arg is False:
+            return x_tilde
+        fid, q = params["restore"]
+        return restoration.apply(self.restorer(fid), x_tilde, x_coarse, s, q, self.tile)  # type: ignore[arg-type]
 
     def enhancer(self, model_id: bytes | None = None) -> enhance.EnhanceModel:
         """The learned enhancement model: the one given (encoding without one: the first shipped), or, decoding
@@ -453,6 +487,9 @@ class Codec:
                 hd.layers.append(Layer(LayerKind.RESIDUAL, rc.id, payload, rc.check_quality(q),
                                        {"range": (lo, hi), "bits": bits, **(region.params if region else {})}))
                 x_hat = self._add_residual(x_coarse, rc.decode(payload, rn.shape), lo, hi, bits, gain)  # the decoder's
+                if residual == "hevc" and region is None and (net := self.restorer()) is not None:
+                    hd.layers[-1].params["restore"] = (net.filter_id, hd.layers[-1].quality)
+                    x_hat = self._restored(hd.layers[-1].params, x_hat, x_coarse, seg[1])
             data = bitstream.serialize(hd)
             sizes = {k.kind.name.lower(): len(k.data) for k in hd.layers}
             return EncodeResult(data, w, h, sizes, q, q_c, psnr(x, x_coarse), psnr(x, x_hat))
@@ -519,7 +556,8 @@ class Codec:
         res = hd.layer(LayerKind.RESIDUAL)
         region = roi_from_params(res.params)  # type: ignore[union-attr]
         gain = region.gain_map(lay.s) if region is not None else None
-        return self._add_residual(x_coarse, lay.r8, hd.res_min, hd.res_max, res.param("bits"), gain)  # type: ignore[union-attr]
+        x_tilde = self._add_residual(x_coarse, lay.r8, hd.res_min, hd.res_max, res.param("bits"), gain)  # type: ignore[union-attr]
+        return self._restored(res.params, x_tilde, x_coarse, lay.s)  # type: ignore[union-attr]
 
     def roi(self, classes: str | Sequence[str] | Roi | None, boost: int | None = None, residual: str = "hevc") -> Roi:
         """A region of interest in the label space this codec stores (bad classes, boost or residual: input error)."""

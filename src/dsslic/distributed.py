@@ -315,7 +315,7 @@ def cli_batch(a: Any, pairs: list[tuple[Path, Path]], kind: str, **options: Any)
     if getattr(a, "labels", None):
         raise DsslicInputError("--labels is one map for one image; it cannot be combined with --workers/--scheduler")
     codec = {"model": a.model, "device": a.device, "max_pixels": a.max_pixels, "enhance": a.enhance,
-             "segmenter": getattr(a, "segmenter", None)}
+             "segmenter": getattr(a, "segmenter", None), "restore": False if getattr(a, "no_restore", False) else None}
     jobs = [Job.make(src, dst, kind, codec=codec, **options) for src, dst in pairs]
     quiet = getattr(a, "quiet", False)
     res = run_batch(jobs, workers=a.workers or 0, scheduler=a.scheduler, progress=not quiet, force=True,

@@ -36,7 +36,7 @@ def weights_file(arg: str, prefix: str = "", suffix: str = ".safetensors") -> Pa
 def shipped() -> list[str]:
     """Names of the CompNet/RecNet weight files inside the package (segmenters and enhancement layers apart)."""
     return sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors")
-                  if not p.name.endswith(".seg.safetensors") and not p.name.startswith("enhance-"))
+                  if not p.name.endswith((".seg.safetensors", ".restore.safetensors")) and not p.name.startswith("enhance-"))
 
 
 def available() -> list[str]:

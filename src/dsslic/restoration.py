@@ -125,3 +125,35 @@ def load(path: str | Path) -> RestoreNet:
     if net.filter_id.hex() != meta.get("filter_id"):
         raise DsslicInputError(f"{path}: weights do not match their stored filter id")
     return net.eval()
+
+
+# ------------------------------------------------------------------ the codec's side: which filter, by name or id
+SUFFIX = ".restore.safetensors"
+
+
+def _shipped() -> list[Path]:
+    from .registry import WEIGHTS_DIR
+
+    return sorted(WEIGHTS_DIR.glob(f"*{SUFFIX}"))
+
+
+def find(arg: str) -> Path | None:
+    """The filter ``arg`` names: a path, or ``weights/ARG.restore.safetensors`` (a model's own filter is named
+    after the model); None when there is none."""
+    from .registry import weights_file
+
+    return weights_file(arg, suffix=SUFFIX)
+
+
+def by_id(filter_id: bytes) -> RestoreNet:
+    """The shipped filter a file names; a clear format error when this installation lacks it."""
+    from safetensors import safe_open
+
+    from .errors import DsslicFormatError
+
+    for p in _shipped():
+        with safe_open(str(p), "np") as f:
+            if (f.metadata() or {}).get("filter_id") == filter_id.hex():
+                return load(p)
+    raise DsslicFormatError(f"file needs restoration filter id {filter_id.hex()}, which this installation lacks; "
+                            "decode with --no-restore to skip it (the image then differs from the one the encoder measured)")
