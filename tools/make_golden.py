@@ -25,6 +25,7 @@ import numpy as np
 GOLDEN = Path(__file__).resolve().parents[1] / "tests" / "golden"
 W, H = 64, 48
 ENHANCE = "enhance-golden.safetensors"
+RESTORE = "restore-golden.restore.safetensors"
 
 #: name -> encoder settings. "labels": the label-map PNG as the base layer (FileSegmenter, coded with JPEG XL);
 #: otherwise the `none` segmenter (a constant map, the `const` codec). All use the integer-exact `plain` model.
@@ -51,6 +52,8 @@ CASES: dict[str, dict] = {
     "plain-hevc-fixed": {"residual": "hevc", "quality": 30, "mapping": "fixed"},
     # a region of interest (issue 17): classes and boost in the residual layer's params
     "labels-roi-hevc": {"residual": "hevc", "labels": True, "roi": "class2,class3", "roi_boost": 6},
+    # a restoration filter named in the residual layer (issue 16): a tiny seeded random one (committed), float
+    "plain-hevc-restore": {"residual": "hevc", "quality": 35, "restore": RESTORE, "float": True},
 }
 
 
@@ -106,6 +109,27 @@ def make_enhance_model() -> None:
         EnhanceModel(EnhanceConfig(name="golden-tiny", n=8, m=8, nz=4, num_scales=16)).save(GOLDEN / ENHANCE)
 
 
+def make_restore_filter() -> None:
+    """The tiny filter of `plain-hevc-restore`, written once (seeded random weights: an untrained filter is the
+    identity, which would pin nothing)."""
+    import torch
+
+    from dsslic import restoration
+
+    if not (GOLDEN / RESTORE).exists():
+        torch.manual_seed(0)
+        net = restoration.RestoreNet(restoration.RestoreConfig(name="golden-tiny", width=8, depth=1))
+        with torch.no_grad():
+            for p in net.parameters():
+                p.normal_(0, 0.05)
+        restoration.save(net, GOLDEN / RESTORE)
+
+
+def _restore(case: dict) -> str | bool:
+    """The filter a case's codec holds: its committed one, else none (the defaults move)."""
+    return str(GOLDEN / case["restore"]) if "restore" in case else False
+
+
 def encode(case: dict, image: np.ndarray, labels: np.ndarray | None) -> bytes:
     from dsslic import segnet
     from dsslic.codec import Codec
@@ -115,7 +139,8 @@ def encode(case: dict, image: np.ndarray, labels: np.ndarray | None) -> bytes:
     from dsslic.codec import ResidualCoding
 
     rc = ResidualCoding(**{k: case[k] for k in ("bits", "mapping") if k in case})
-    codec = Codec("plain", segmenter=seg, seg_factor=case.get("seg_factor", 1), enhance=enh, residual_coding=rc)
+    codec = Codec("plain", segmenter=seg, seg_factor=case.get("seg_factor", 1), enhance=enh, residual_coding=rc,
+                  restore=_restore(case))
     roi = codec.roi(case["roi"], case.get("roi_boost"), case["residual"]) if "roi" in case else None
     data = codec.encode(image, residual=case["residual"], quality=case.get("quality"), compact=case.get("compact"),
                         roi=roi).data
@@ -132,14 +157,16 @@ def encode(case: dict, image: np.ndarray, labels: np.ndarray | None) -> bytes:
 
 
 def decode(data: bytes, layers: str, case: dict) -> np.ndarray:
-    """What the public API decodes; a file with a learned layer needs the (unshipped) enhancement model given."""
+    """What the public API decodes; a file with a learned layer or a restoration filter needs the (unshipped)
+    model given."""
     import dsslic
 
-    if "enhance" not in case:
+    if "enhance" not in case and "restore" not in case:
         return dsslic.decompress(data, layers=layers)
     from dsslic.codec import Codec
 
-    return Codec("plain", enhance=str(GOLDEN / case["enhance"])).decode(data, layers)
+    enh = str(GOLDEN / case["enhance"]) if "enhance" in case else None
+    return Codec("plain", enhance=enh, restore=_restore(case) or None).decode(data, layers)
 
 
 def decodes(data: bytes, case: dict) -> dict:
@@ -198,6 +225,7 @@ def build(prefix: str = "") -> dict:
     from dsslic import bitstream
 
     make_enhance_model()
+    make_restore_filter()
     image, labels, files = _inputs()
     expected = {"input_md5": md5(image), "labels_md5": md5(labels), "files": {}}
     for name, case in CASES.items():
