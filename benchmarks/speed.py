@@ -88,8 +88,13 @@ def main() -> None:
     t_dr, _ = timed(lambda: codecs.get("hevc").decode(hd.layer(LayerKind.RESIDUAL).data, (h, w, 3)), a.repeat)
     t_dec, _ = timed(lambda: codec.decode(res.data), a.repeat)
     rows += [("decode", "parse + CRCs", t_parse), ("decode", "decode s", t_ds), ("decode", f"decode c ({cc.name})", t_dc),
-             ("decode", "x' = RecNet(s, c)", t_rec), ("decode", "decode residual (hevc) = reference", t_dr),
-             ("decode", "total (Codec.decode)", t_dec)]
+             ("decode", "x' = RecNet(s, c)", t_rec), ("decode", "decode residual (hevc) = reference", t_dr)]
+    if (net := codec.restorer()) is not None:  # the decoder's restoration filter (on by default when shipped)
+        from dsslic import restoration
+
+        t_rst, _ = timed(lambda: restoration.apply(net, x, xc[:h, :w], s, a.qp), a.repeat)
+        rows += [("decode", f"restoration filter ({restoration.macs_per_pixel(net):,.0f} MAC/pixel)", t_rst)]
+    rows += [("decode", "total (Codec.decode)", t_dec)]
 
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-c", "from dsslic.codec import Codec; Codec('plain')"], check=True)

@@ -1,9 +1,10 @@
-"""Training the restoration filter (``dsslic train-restore``) on what the decoder sees: MSE of x^ against x.
+"""Training the restoration filter (``dsslic train-restore``) on what the decoder sees, for the PSNR of x^.
 
 The data are ``.npz`` files of ``tools/make_restore_data.py`` (x, the decoded label map s, and per residual QP q the
-decoder's x' as ``xc<q>`` and x~ as ``xt<q>``). Batches are a function of the step (seeded), so a resumed run
-draws what the uninterrupted one would have; the last ``--val`` files are held out and scored in the log as the
-PSNR gain of x^ (rounded to 8 bits, as decoded) over x~.
+decoder's x' as ``xc<q>`` and x~ as ``xt<q>``). The loss is the images' PSNR change, to first order (see
+``train_step``). Batches are a function of the step (seeded), so a resumed run draws what the uninterrupted one
+would have; ``--val`` files spread over the sorted list are held out and scored in the log as the PSNR gain of x^
+(rounded to 8 bits, as decoded) over x~.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import torch
 from .restoration import RestoreConfig, RestoreNet, save
 from .trainloop import Clock, CsvLog, add_run_args, check_counts, load_checkpoint, save_checkpoint
 
-EPS = 1e-6  # MSE floor of the loss (60 dB), for crops that are coded almost exactly
-Sample = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]  # x, x~, x', s, q
+MSE_FLOOR = 1e-6  # whole-image MSE floor (60 dB) of the loss's weights, for images coded almost exactly
+Sample = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, float]  # x, x~, x', s, q, MSE of x~ (image)
 
 
 def make_pairs(codec, x: np.ndarray, qs: list[int]) -> dict[str, np.ndarray]:
@@ -40,6 +41,11 @@ def make_pairs(codec, x: np.ndarray, qs: list[int]) -> dict[str, np.ndarray]:
     return arrays
 
 
+def _mse(a: np.ndarray, b: np.ndarray) -> float:
+    """MSE on the [0, 1] scale, floored at MSE_FLOOR."""
+    return max(float(np.mean((a.astype(np.float64) - b) ** 2)) / 255**2, MSE_FLOOR)
+
+
 def load_samples(folders: list[str]) -> list[list[Sample]]:
     """Per file (sorted by name), its (x, x~, x', s, q) at every QP it holds."""
     files = sorted(f for d in folders for f in Path(d).glob("*.npz") if not f.name.endswith(".tmp.npz"))
@@ -49,7 +55,8 @@ def load_samples(folders: list[str]) -> list[list[Sample]]:
     for f in files:
         with np.load(f) as z:
             qs = sorted(int(k[2:]) for k in z.files if k.startswith("xt"))
-            out.append([(z["x"], z[f"xt{q}"], z[f"xc{q}"], z["s"], q) for q in qs])
+            x = z["x"]
+            out.append([(x, z[f"xt{q}"], z[f"xc{q}"], z["s"], q, _mse(x, z[f"xt{q}"])) for q in qs])
     return out
 
 
@@ -74,13 +81,13 @@ class RestoreTrainConfig:
 
 
 def _tensors(items: list[Sample], device) -> list[torch.Tensor]:
-    x, xt, xc, s, q = zip(*items)
+    x, xt, xc, s, q, mse = zip(*items)
 
     def img(a):
         return torch.from_numpy(np.stack(a)).permute(0, 3, 1, 2).float().div(255).to(device)
 
     return [img(x), img(xt), img(xc), torch.from_numpy(np.stack(s).astype(np.int64)).to(device),
-            torch.tensor(q, device=device)]
+            torch.tensor(q, device=device), torch.tensor(mse, dtype=torch.float32, device=device)]
 
 
 def batch_at(samples: list[list[Sample]], step: int, cfg: RestoreTrainConfig) -> list[Sample]:
@@ -89,13 +96,13 @@ def batch_at(samples: list[list[Sample]], step: int, cfg: RestoreTrainConfig) ->
     out = []
     for _ in range(cfg.batch):
         per = samples[rng.integers(len(samples))]
-        x, xt, xc, s, q = per[rng.integers(len(per))]
+        x, xt, xc, s, q, mse = per[rng.integers(len(per))]
         c = min(cfg.crop, x.shape[0] // 2 * 2, x.shape[1] // 2 * 2)
         y0 = rng.integers((x.shape[0] - c) // 8 + 1) * 8
         x0 = rng.integers((x.shape[1] - c) // 8 + 1) * 8
         fy, fx = (-1 if rng.random() < 0.5 else 1), (-1 if rng.random() < 0.5 else 1)
         cut = [np.ascontiguousarray(a[y0 : y0 + c, x0 : x0 + c][::fy, ::fx]) for a in (x, xt, xc, s)]
-        out.append((*cut, q))
+        out.append((*cut, q, mse))
     return out
 
 
@@ -125,14 +132,16 @@ class RestoreTrainer:
         return self.cfg.lr * (1 - 0.9 * frac)
 
     def train_step(self, items: list[Sample]) -> tuple[float, float]:
-        """One step on the mean per-crop change in dB (10 log10 of MSE after / MSE before): every crop and QP
-        counts alike, as every rate point does in a BD-rate, rather than the worst crops dominating a plain MSE."""
-        x, xt, xc, s, q = _tensors(items, self.device)
+        """One step on the PSNR change of the crops' images in dB, to first order: each crop's change of MSE over
+        its whole image's MSE before filtering (x 10 / ln 10), so that every image and QP counts alike, as every
+        rate point does in a BD-rate, instead of the worst-coded images dominating a plain MSE (and without a
+        per-crop log, which flat crops coded almost exactly would dominate)."""
+        x, xt, xc, s, q, mse_img = _tensors(items, self.device)
         for g in self.opt.param_groups:
             g["lr"] = self.lr_at(self.step)
         mse = torch.mean((self.net(xt, xc, s, q) - x) ** 2, dim=(1, 2, 3))
         base = torch.mean((xt - x) ** 2, dim=(1, 2, 3))
-        loss = torch.mean(10 * torch.log10((mse + EPS) / (base + EPS)))
+        loss = torch.mean((mse - base) / mse_img) * (10 / np.log(10))
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -147,7 +156,7 @@ class RestoreTrainer:
         self.net.eval()
         a, b = [], []
         for per in val:
-            for x, xt, xc, s, q in per:
+            for x, xt, xc, s, q, _ in per:
                 y = apply(self.net, xt, xc, s, q)
                 for arr, acc in ((xt, a), (y, b)):
                     mse = np.mean((arr.astype(np.float64) - x) ** 2)
