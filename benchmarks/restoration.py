@@ -66,7 +66,7 @@ def main() -> None:
     for f in tqdm(files, desc="images"):
         dst = cache / f"{Path(f).stem}-{a.model}.npz"
         if not dst.is_file():
-            codec = codec or Codec(a.model)
+            codec = codec or Codec(a.model, restore=False)
             np.savez_compressed(dst, **make_pairs(codec, load_image(f), qs))
         with np.load(dst) as z:
             x, s = z["x"], z["s"]

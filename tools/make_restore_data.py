@@ -52,7 +52,7 @@ def main() -> None:
     strata = [[int(q) for q in g.split(",")] for g in a.strata.split("/")]
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    codec = Codec(a.model)
+    codec = Codec(a.model, restore=False)
     t0 = time.time()
     for i, f in enumerate(files):
         dst = out / f"{f.parent.name}-{f.stem}.npz"

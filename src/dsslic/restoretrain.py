@@ -24,8 +24,8 @@ Sample = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, float]  # x,
 
 
 def make_pairs(codec, x: np.ndarray, qs: list[int]) -> dict[str, np.ndarray]:
-    """What the decoder holds for ``x`` coded by ``codec`` at each residual QP: x, s, and per q x' (``xc<q>``),
-    x~ (``xt<q>``) and the file's size in bytes (``bytes<q>``)."""
+    """What the decoder holds for ``x`` coded by ``codec`` (made with ``restore=False``: x~ unfiltered) at each
+    residual QP: x, s, and per q x' (``xc<q>``), x~ (``xt<q>``) and the file's size in bytes (``bytes<q>``)."""
     from . import bitstream
     from .codec import decode_layers
 
