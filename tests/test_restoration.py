@@ -111,3 +111,17 @@ def test_codec_round_trip_with_a_filter(tmp_path) -> None:
     restoration.save(_random_net(1, width=8, depth=1), tmp_path / "other.restore.safetensors")
     with pytest.raises(DsslicFormatError, match="the one given"):
         Codec("plain", restore=str(tmp_path / "other.restore.safetensors")).decode(res.data)
+
+
+def test_cli_refuses_a_missing_filter_and_decodes_without_it_when_asked(tmp_path, capsys) -> None:
+    from pathlib import Path
+
+    from dsslic.cli import main
+
+    golden = Path(__file__).parent / "golden" / "v2-plain-hevc-restore.dsslic"  # names an unshipped filter
+    out = tmp_path / "y.png"
+    assert main(["decompress", str(golden), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "restoration filter id" in err and "--no-restore" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+    assert main(["decompress", str(golden), "-o", str(out), "--no-restore"]) == 0 and out.is_file()
