@@ -53,8 +53,8 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(1)
     from dsslic.codec import Codec
-    from dsslic.restoration import apply
-    from dsslic.restoretrain import make_pairs
+    from dsslic.restoration import apply, strength
+    from dsslic.restoretrain import BITS, make_pairs
 
     qs = [int(q) for q in a.qps.split(",")]
     files = list_images([a.data], a.limit or None)
@@ -75,7 +75,9 @@ def main() -> None:
                 outs = {"dsslic": (xt, nbytes)}
                 for name, net in nets.items():
                     t0 = time.perf_counter()
-                    outs[f"dsslic+{Path(name).name}"] = (apply(net, xt, xc, s, q), nbytes + a.extra_bytes)
+                    r = x.astype(np.int16) - xc  # the min/max range the file stores
+                    qs_ = strength(q, int(r.min()), int(r.max()), BITS)
+                    outs[f"dsslic+{Path(name).name}"] = (apply(net, xt, xc, s, qs_), nbytes + a.extra_bytes)
                     times.append(time.perf_counter() - t0)
                 for codec_name, (y, nb) in outs.items():
                     m = ms_ssim(x, y)

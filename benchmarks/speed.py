@@ -92,7 +92,7 @@ def main() -> None:
     if (net := codec.restorer()) is not None:  # the decoder's restoration filter (on by default when shipped)
         from dsslic import restoration
 
-        t_rst, _ = timed(lambda: restoration.apply(net, x, xc[:h, :w], s, a.qp), a.repeat)
+        t_rst, _ = timed(lambda: restoration.apply(net, x, xc[:h, :w], s, float(a.qp)), a.repeat)
         rows += [("decode", f"restoration filter ({restoration.macs_per_pixel(net):,.0f} MAC/pixel)", t_rst)]
     rows += [("decode", "total (Codec.decode)", t_dec)]
 

@@ -264,13 +264,15 @@ class Codec:
             self._restore_net = restoration.by_id(filter_id)
         return self._restore_net
 
-    def _restored(self, params: dict, x_tilde: np.ndarray, x_coarse: np.ndarray, s: np.ndarray) -> np.ndarray:
-        """x^ = filter(x~, x', s, q) when the residual layer names a filter (and it is not turned off)."""
+    def _restored(self, res: Layer, x_tilde: np.ndarray, x_coarse: np.ndarray, s: np.ndarray) -> np.ndarray:
+        """x^ = filter(x~, x', s, q) when the residual layer names a filter (and it is not turned off); q from the
+        field's QP and the layer's range and bits (restoration.strength)."""
         from . import restoration
 
-        if "restore" not in params or self._restore_arg is False:
+        if "restore" not in res.params or self._restore_arg is False:
             return x_tilde
-        fid, q = params["restore"]
+        fid, qp = res.params["restore"]  # type: ignore[misc]
+        q = restoration.strength(qp, *res.param("range"), res.param("bits"))  # type: ignore[misc]
         return restoration.apply(self.restorer(fid), x_tilde, x_coarse, s, q, self.tile)  # type: ignore[arg-type]
 
     def enhancer(self, model_id: bytes | None = None) -> enhance.EnhanceModel:
@@ -489,7 +491,7 @@ class Codec:
                 x_hat = self._add_residual(x_coarse, rc.decode(payload, rn.shape), lo, hi, bits, gain)  # the decoder's
                 if residual == "hevc" and region is None and (net := self.restorer()) is not None:
                     hd.layers[-1].params["restore"] = (net.filter_id, hd.layers[-1].quality)
-                    x_hat = self._restored(hd.layers[-1].params, x_hat, x_coarse, seg[1])
+                    x_hat = self._restored(hd.layers[-1], x_hat, x_coarse, seg[1])
             data = bitstream.serialize(hd)
             sizes = {k.kind.name.lower(): len(k.data) for k in hd.layers}
             return EncodeResult(data, w, h, sizes, q, q_c, psnr(x, x_coarse), psnr(x, x_hat))
@@ -557,7 +559,7 @@ class Codec:
         region = roi_from_params(res.params)  # type: ignore[union-attr]
         gain = region.gain_map(lay.s) if region is not None else None
         x_tilde = self._add_residual(x_coarse, lay.r8, hd.res_min, hd.res_max, res.param("bits"), gain)  # type: ignore[union-attr]
-        return self._restored(res.params, x_tilde, x_coarse, lay.s)  # type: ignore[union-attr]
+        return self._restored(res, x_tilde, x_coarse, lay.s)  # type: ignore[arg-type]
 
     def roi(self, classes: str | Sequence[str] | Roi | None, boost: int | None = None, residual: str = "hevc") -> Roi:
         """A region of interest in the label space this codec stores (bad classes, boost or residual: input error)."""

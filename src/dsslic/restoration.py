@@ -1,7 +1,7 @@
 """The restoration filter at the decoder: x^ = x~ + f(x~, x', s, q), a small CNN that removes coding artefacts.
 
 x~ is the decoded image (x' plus the HEVC residual), x' the coarse layer RecNet made from the base layers, s the
-label map and q the residual's QP: everything the decoder already holds, so the filter costs no bits. It runs at
+label map and q the residual's quantiser step in pixels, as a QP (:func:`strength`): everything the decoder holds, so the filter costs no bits. It runs at
 half resolution (pixel unshuffle by 2) to stay cheap (``macs_per_pixel``: a few thousand MAC per pixel, against
 RecNet ``general``'s 30,048) and its output is rounded to 8 bits, like x', so that the encoder's reported quality
 is that of what any decoder computes.
@@ -19,8 +19,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-#: QPs are fed as (q - Q_MID) / Q_SCALE: the eval's 22..49 maps to about -1..+1
-Q_MID, Q_SCALE = 35.0, 15.0
+#: strengths are fed as (q - Q_MID) / Q_SCALE: the eval's QPs 22..49 give about -1..+1
+Q_MID, Q_SCALE = 25.0, 15.0
+
+
+def strength(qp: int, lo: int, hi: int, bits: int) -> float:
+    """The residual's quantiser step in pixel units, on the QP scale: HEVC's step (2^(QP/6) in samples) times the
+    pixels per sample of the min/max mapping, (hi - lo) / (2^bits - 1). A QP alone would not say how coarse the
+    coding was: the same QP on a residual of twice the range is twice as coarse."""
+    return float(qp + 6 * np.log2(max(hi - lo, 1) / ((1 << bits) - 1)))
 #: receptive field margin in full-resolution pixels that tiles overlap by (2 * depth + 4 half-res pixels, rounded up)
 TILE_OVERLAP = 32
 
@@ -51,7 +58,7 @@ class RestoreNet(nn.Module):
         nn.init.zeros_(self.tail.bias)
 
     def forward(self, xt: torch.Tensor, xc: torch.Tensor, s: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-        """x^ in [0, 1] (not rounded) from x~, x' (B,3,H,W in [0, 1], H and W even), s (B,H,W ids), q (B,) QPs."""
+        """x^ in [0, 1] (not rounded) from x~, x' (B,3,H,W in [0, 1], H and W even), s (B,H,W ids), q (B,) strengths."""
         b, _, h, w = xt.shape
         img = F.pixel_unshuffle(torch.cat([xt - 0.5, xc - xt], 1), 2)
         lab = self.embed(s[:, ::2, ::2].long().clamp(max=self.cfg.num_labels)).permute(0, 3, 1, 2)
@@ -81,7 +88,7 @@ def macs_per_pixel(net: RestoreNet, h: int = 64, w: int = 64) -> float:
     return fc.get_total_flops() / 2 / (h * w)
 
 
-def apply(net: RestoreNet, xt: np.ndarray, xc: np.ndarray, s: np.ndarray, q: int, tile: int = 1024) -> np.ndarray:
+def apply(net: RestoreNet, xt: np.ndarray, xc: np.ndarray, s: np.ndarray, q: float, tile: int = 1024) -> np.ndarray:
     """x^ as uint8 HxWx3 from the decoder's uint8 x~ and x' and its HxW label map (any size: reflect-padded to even
     sizes and run in overlapping tiles, which give the same result as one pass)."""
     from .tiling import pad_to, tiled
@@ -92,7 +99,7 @@ def apply(net: RestoreNet, xt: np.ndarray, xc: np.ndarray, s: np.ndarray, q: int
         return torch.from_numpy(np.ascontiguousarray(pad_to(a, 2))).permute(2, 0, 1)[None]
 
     def run(t: torch.Tensor, c: torch.Tensor, lab: torch.Tensor) -> torch.Tensor:
-        y = net(t.float() / 255, c.float() / 255, lab, torch.tensor([q]))
+        y = net(t.float() / 255, c.float() / 255, lab, torch.tensor([q], dtype=torch.float64))
         return (y.clamp(0, 1) * 255).round().to(torch.uint8)
 
     lab = torch.from_numpy(np.ascontiguousarray(pad_to(s.astype(np.int64), 2)))[None]

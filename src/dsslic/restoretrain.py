@@ -20,7 +20,9 @@ from .restoration import RestoreConfig, RestoreNet, save
 from .trainloop import Clock, CsvLog, add_run_args, check_counts, load_checkpoint, save_checkpoint
 
 MSE_FLOOR = 1e-6  # whole-image MSE floor (60 dB) of the loss's weights, for images coded almost exactly
-Sample = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, float]  # x, x~, x', s, q, MSE of x~ (image)
+Sample = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, float]  # x, x~, x', s, strength, MSE of x~
+#: the residual coding the data were made with (the default: min/max to 10 bits), for the filter's strength input
+BITS = 10
 
 
 def make_pairs(codec, x: np.ndarray, qs: list[int]) -> dict[str, np.ndarray]:
@@ -46,6 +48,14 @@ def _mse(a: np.ndarray, b: np.ndarray) -> float:
     return max(float(np.mean((a.astype(np.float64) - b) ** 2)) / 255**2, MSE_FLOOR)
 
 
+def _strength(x: np.ndarray, xc: np.ndarray, q: int) -> float:
+    """The filter's strength input for x coded at QP q over x' (the min/max range the encoder stores)."""
+    from .restoration import strength
+
+    r = x.astype(np.int16) - xc
+    return strength(q, int(r.min()), int(r.max()), BITS)
+
+
 def load_samples(folders: list[str]) -> list[list[Sample]]:
     """Per file (sorted by name), its (x, x~, x', s, q) at every QP it holds."""
     files = sorted(f for d in folders for f in Path(d).glob("*.npz") if not f.name.endswith(".tmp.npz"))
@@ -56,7 +66,8 @@ def load_samples(folders: list[str]) -> list[list[Sample]]:
         with np.load(f) as z:
             qs = sorted(int(k[2:]) for k in z.files if k.startswith("xt"))
             x = z["x"]
-            out.append([(x, z[f"xt{q}"], z[f"xc{q}"], z["s"], q, _mse(x, z[f"xt{q}"])) for q in qs])
+            out.append([(x, z[f"xt{q}"], z[f"xc{q}"], z["s"], _strength(x, z[f"xc{q}"], q), _mse(x, z[f"xt{q}"]))
+                        for q in qs])
     return out
 
 
@@ -126,10 +137,11 @@ class RestoreTrainer:
             self.clock = Clock(state.get("elapsed_s", 0.0))
 
     def lr_at(self, step: int) -> float:
-        """Constant, then a linear decay to a tenth over the last fifth of the run."""
-        tail = max(1, self.cfg.steps // 5)
+        """A linear warm-up over the first tenth (at most 200 steps: Adam's first steps away from the identity are
+        large), constant, then a linear decay to a tenth over the last fifth of the run."""
+        warm, tail = max(1, min(200, self.cfg.steps // 10)), max(1, self.cfg.steps // 5)
         frac = min(1.0, max(0.0, (step - (self.cfg.steps - tail)) / tail))
-        return self.cfg.lr * (1 - 0.9 * frac)
+        return self.cfg.lr * min(1.0, (step + 1) / warm) * (1 - 0.9 * frac)
 
     def train_step(self, items: list[Sample]) -> tuple[float, float]:
         """One step on the PSNR change of the crops' images in dB, to first order: each crop's change of MSE over
