@@ -75,7 +75,7 @@ def test_trainer_learns_and_resumes(tmp_path) -> None:
                  xc30=x, bytes30=np.array(100))
     out = tmp_path / "run"
     args = ["train-restore", "--data", str(data), "--out", str(out), "--steps", "6", "--batch", "2", "--crop", "16",
-            "--width", "8", "--depth", "1", "--lr", "2e-3", "--val", "1", "--log-every", "3", "--ckpt-every", "3"]
+            "--width", "8", "--depth", "1", "--lr", "1e-3", "--val", "1", "--log-every", "3", "--ckpt-every", "3"]
     assert main(args) == 0
     log = (out / "log.csv").read_text().splitlines()
     assert log[0].startswith("step,") and len(log) == 3
