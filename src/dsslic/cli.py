@@ -140,7 +140,7 @@ def _jobs(inputs: list[str], out: str) -> tuple[list[tuple[Path, Path]], bool]:
 
 def _quality(a: argparse.Namespace) -> int | None:
     """The residual's quality from -q/--quality or --qp, checked against its codec's range (no torch needed)."""
-    from . import codecs
+    from . import bitstream, codecs
 
     if a.qp is not None and a.residual != "hevc":
         raise DsslicInputError("--qp is the HEVC setting; use -q/--quality for other residual codecs")
@@ -155,7 +155,7 @@ def _quality(a: argparse.Namespace) -> int | None:
     if quality is not None:
         if a.residual in ("none", "learned"):
             raise DsslicInputError(f"--residual {a.residual} has no quality setting")
-        codecs.get(codecs.RESIDUAL_CODECS[a.residual]).check_quality(quality)
+        codecs.get(bitstream.RESIDUAL_CODECS[a.residual]).check_quality(quality)
     return quality
 
 
@@ -351,7 +351,8 @@ _LAZY = {"eval": ("dsslic.evaluation.cli", "rate-distortion curves against class
 
 def _quality_help() -> str:
     """One knob for every residual codec: each one's scale and default, from the codecs themselves."""
-    from .codecs import RESIDUAL_CODECS, get
+    from .bitstream import RESIDUAL_CODECS
+    from .codecs import get
 
     parts = []
     for name, cid in RESIDUAL_CODECS.items():
@@ -367,7 +368,7 @@ def _quality_help() -> str:
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     from . import __version__
-    from .codecs import RESIDUAL_CODECS
+    from .bitstream import RESIDUAL_CODECS
     from .imageio import DEFAULT_MAX_PIXELS, LOSSLESS_OUTPUTS
 
     p = argparse.ArgumentParser(prog="dsslic", description="DSSLIC layered image compression",

@@ -395,7 +395,7 @@ class Codec:
         return out
 
     def _residual_codec(self, residual: str) -> codecs.LayerCodec:
-        return self.residual_coding.hevc() if residual == "hevc" else codecs.get(codecs.RESIDUAL_CODECS[residual])
+        return self.residual_coding.hevc() if residual == "hevc" else codecs.get(bitstream.RESIDUAL_CODECS[residual])
 
     def encode(
         self,
@@ -411,7 +411,7 @@ class Codec:
     ) -> EncodeResult:
         """Compress ``image`` into one ``.dsslic`` file.
 
-        ``residual`` is a codec from :data:`codecs.RESIDUAL_CODECS` or ``"none"`` (coarse layers only);
+        ``residual`` is a codec from :data:`bitstream.RESIDUAL_CODECS` or ``"none"`` (coarse layers only);
         ``quality`` is its native setting (QP for hevc); ``target_bpp`` instead searches the setting
         whose whole file comes closest under that many bits per pixel (bisection on real encodes).
         ``compact`` codes c (:data:`COMPACT_CODECS`; default hevc, the paper's ``jxl-lossless`` under a
@@ -426,9 +426,9 @@ class Codec:
         compact = compact or ("jxl-lossless" if residual == "learned" else DEFAULT_COMPACT)
         if compact not in COMPACT_CODECS:
             raise DsslicInputError(f"unknown compact codec {compact!r}; choose from {', '.join(COMPACT_CODECS)}")
-        if residual != "none" and residual not in codecs.RESIDUAL_CODECS:
+        if residual != "none" and residual not in bitstream.RESIDUAL_CODECS:
             raise DsslicInputError(
-                f"unknown residual codec {residual!r}; choose from {', '.join([*codecs.RESIDUAL_CODECS, 'none'])}"
+                f"unknown residual codec {residual!r}; choose from {', '.join([*bitstream.RESIDUAL_CODECS, 'none'])}"
             )
         region = None if roi is None and roi_boost is None else self.roi(roi, roi_boost, residual)
         seg = self._seg_layer(x)
@@ -460,7 +460,7 @@ class Codec:
         if target_bpp is None or residual == "none":
             res = finish(quality if residual != "none" else None)
         else:
-            res = self._search_quality(finish, codecs.get(codecs.RESIDUAL_CODECS[residual]), target_bpp)
+            res = self._search_quality(finish, codecs.get(bitstream.RESIDUAL_CODECS[residual]), target_bpp)
             if verify:
                 res = finish(res.quality)
         if verify:

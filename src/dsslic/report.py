@@ -362,7 +362,7 @@ def cmd_report(a: argparse.Namespace) -> int:
 
 
 def add_parser(sub) -> None:
-    from .codecs import RESIDUAL_CODECS
+    from .bitstream import RESIDUAL_CODECS
 
     p = sub.add_parser("report", help="self-contained HTML report of files, images or an eval run")
     p.add_argument("inputs", nargs="*", metavar="FILE.dsslic|IMAGE")
