@@ -142,12 +142,12 @@ def test_residual_range_inverted(codec, encoded):
 
 
 def test_jxl_size_header():
-    jxl = codecs.JxlCodec(effort=1)  # the size header is written the same at every effort (9 takes 25 s here)
+    jxl = codecs.jxl.JxlCodec(effort=1)  # the size header is written the same at every effort (9 takes 25 s here)
     for h, w in [(1, 1), (8, 16), (37, 1000), (512, 768), (768, 512), (3000, 4000)]:
         data = jxl.encode(np.zeros((h, w), np.uint8) + 3)
-        assert codecs.jxl_size(data) == (w, h)
+        assert codecs.jxl.jxl_size(data) == (w, h)
         deep = jxl.encode(np.zeros((h, w), np.uint16) + 300)  # 16 bit: inside the ISO container
-        assert codecs.jxl_size(deep) == (w, h)
+        assert codecs.jxl.jxl_size(deep) == (w, h)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

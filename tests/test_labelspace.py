@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from dsslic import labelspace as ls
+from dsslic.segmenters import labelspace as ls
 
 
 def test_ids_resolve_and_are_distinct():
@@ -51,5 +51,5 @@ def test_colorize_uses_the_palette_and_falls_back():
 
 
 def test_labelspace_does_not_import_torch():
-    code = "import sys, dsslic.labelspace; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, dsslic.segmenters.labelspace; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
