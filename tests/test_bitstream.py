@@ -197,3 +197,23 @@ def test_fuzz_header_fields_with_valid_crc(codec, encoded, fields):
     except DsslicFormatError:
         return
     assert out.shape == (h, w, 3)
+
+
+def test_one_list_of_residual_codecs():
+    """What the encoder offers comes from the format's one list, and that list still admits every codec a residual
+    layer has been allowed (files stay readable)."""
+    assert bitstream.LAYER_CODECS[2] == set(bitstream.RESIDUAL_LAYER) == {
+        "hevc", "hevc-rgb", "hevc420", "avif", "jxl-lossy", "webp", "jpeg2000", "jpeg", "jxl", "png", "learned"}
+    assert list(bitstream.RESIDUAL_CODECS) == ["hevc", "avif", "jxl", "webp", "jpeg2000", "learned"]
+    assert all(bitstream.RESIDUAL_LAYER[name] == choice for choice, name in bitstream.RESIDUAL_CODECS.items())
+    for name in bitstream.RESIDUAL_LAYER:
+        codecs.get(name)  # registered
+
+
+def test_a_codec_id_or_name_registers_once():
+    class Twin(codecs.LayerCodec):
+        name, id = "hevc-twin", codecs.get("hevc").id
+
+    with pytest.raises(ValueError, match="already registered"):
+        codecs.register(Twin)
+    assert codecs.by_id(Twin.id).name == "hevc"

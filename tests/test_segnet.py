@@ -252,3 +252,12 @@ def test_two_sources_map_into_one_space_and_respect_the_split(tmp_path):
     float(t.train_step(*seg_batch_at(0, cfg, imgs, labs)))
     seg = NetSegmenter.load(t.export("tinyphoto"))
     assert seg.class_names == list(ph.class_names) and seg.id == ph.id
+
+
+def test_every_registered_segmenter_name_and_kind_resolves():
+    """The dispatcher's tables name real Segmenter classes (they are imported only when one is made)."""
+    for module, cls in segmenters.NAMED.values():
+        assert issubclass(segmenters._class(module, cls), segmenters.Segmenter)
+    for module, cls, _ in segmenters.KINDS.values():
+        assert issubclass(segmenters._class(module, cls), segmenters.Segmenter)
+    assert segmenters.get("none").name == "none"
