@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
 
@@ -134,6 +135,18 @@ def test_save_load_round_trip(tmp_path):
     assert zoo.load(tmp_path / "b.safetensors")[1] == {}
     with pytest.raises(ValueError, match="no test config"):
         zoo.load(tmp_path / "b.safetensors", "test")
+
+
+def test_a_file_that_is_not_weights_is_bad_input(tmp_path, capsys):
+    from dsslic.cli import main
+
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"junk")
+    with pytest.raises(DsslicInputError, match="not a safetensors"):
+        zoo.load(junk)
+    Image.fromarray(np.zeros((48, 64, 3), np.uint8)).save(tmp_path / "a.png")
+    assert main(["compress", str(tmp_path / "a.png"), "-o", str(tmp_path / "a.dsslic"), "--model", str(junk)]) == 2
+    assert "not a safetensors" in capsys.readouterr().err and not (tmp_path / "a.dsslic").exists()
 
 
 def test_models_save_their_id_and_load_by_it(folder):

@@ -161,10 +161,10 @@ class SegTrainer:
         self.step = 0
         self.out = Path(cfg.out)
         if init is not None:  # start from exported weights (e.g. a shipped segmenter), with a fresh optimiser
-            from safetensors.torch import load_file
+            from . import zoo
 
             try:
-                self.net.load_state_dict({k: v.float() for k, v in load_file(init).items()})
+                self.net.load_state_dict(zoo.load(init)[0])
             except (OSError, RuntimeError, ValueError) as e:
                 raise ValueError(f"--init {init}: not weights of this network (a width-{cfg.width} SegNetLite with "
                                  f"{self.space.num_labels} classes: {type(e).__name__})") from None

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import DsslicInputError
+
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 ID_SIZE = 4  # bytes of a model id in a .dsslic file
 
@@ -170,13 +172,17 @@ def save(path: str | os.PathLike, tensors: Mapping[str, Any], config: Mapping[st
 
 def load(path: str | os.PathLike, what: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """(tensors, config) of a weights file; floating tensors in float32. ``what`` names the config a caller needs
-    (a file without one is then a ValueError); None accepts a file without config (``{}``)."""
-    from safetensors import safe_open
+    (a file without one is then refused); None accepts a file without config (``{}``). A file that is not
+    safetensors, or lacks a needed config, is a DsslicInputError (a ValueError), not an internal error."""
+    from safetensors import SafetensorError, safe_open
 
-    with safe_open(str(path), "pt") as f:
-        meta = f.metadata() or {}
-        if what is not None and "config" not in meta:
-            raise ValueError(f"{path}: no {what} config in the safetensors metadata")
-        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a mapping)
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+            if what is not None and "config" not in meta:
+                raise DsslicInputError(f"{path}: no {what} config in the safetensors metadata")
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a mapping)
+    except SafetensorError as e:
+        raise DsslicInputError(f"{path}: not a safetensors weights file ({e})") from None
     return {k: (v.float() if v.is_floating_point() else v) for k, v in tensors.items()}, json.loads(
         meta.get("config", "{}"))
