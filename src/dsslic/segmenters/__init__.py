@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import importlib
 
+from .. import zoo
 from ..errors import DsslicInputError
-from ..registry import WEIGHTS_DIR, weights_file
 from . import labelspace
 from .base import FileSegmenter, NoSegmenter, Segmenter  # noqa: F401  (re-exported)
 from .labelspace import colorize  # noqa: F401  (re-exported)
@@ -45,12 +45,11 @@ def class_names_for_id(segmenter_id: bytes) -> list[str] | None:
 def default_name() -> str:
     """The segmenter for general photos when it ships (``photo``), else ``none``: the base layer of every file
     that a label-free model writes, and the default of ``dsslic segment``."""
-    return "photo" if (WEIGHTS_DIR / "photo.seg.safetensors").is_file() else "none"
+    return "photo" if zoo.find("photo", "segmenter") else "none"
 
 
 def available() -> list[str]:
-    shipped = sorted(p.name[: -len(".seg.safetensors")] for p in WEIGHTS_DIR.glob("*.seg.safetensors"))
-    return ["none", *shipped]
+    return zoo.available("segmenter")
 
 
 def get(name: str, device: str = "cpu") -> Segmenter:
@@ -62,7 +61,7 @@ def get(name: str, device: str = "cpu") -> Segmenter:
     if kind in KINDS and arg:
         module, cls, takes_device = KINDS[kind]
         return _class(module, cls)(arg, **({"device": device} if takes_device else {}))
-    path = weights_file(name, suffix=".seg.safetensors")  # a name is shipped; only X.safetensors or a/b is a path
+    path = zoo.find(name, "segmenter")  # a name is shipped; only X.safetensors or a/b is a path
     if path is not None:
         return _class("segnetlite", "NetSegmenter").load(path, device=device)
     raise DsslicInputError(

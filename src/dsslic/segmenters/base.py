@@ -1,18 +1,17 @@
 """The segmenter interface, and the two segmenters without a network: ``none`` and ``file``.
 
 A segmenter maps a uint8 HxWx3 image to an HxW integer label map and knows its class names; its label
-space (:mod:`.labelspace`) gives the colours and the 4-byte id a file stores. Torch-free (a network's
-fingerprint imports torch when asked for).
+space (:mod:`.labelspace`) gives the colours and the 4-byte id a file stores. Torch-free.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from abc import ABC, abstractmethod
 
 import numpy as np
 
+from .. import zoo
 from ..errors import DsslicInputError
 from . import labelspace
 from .labelspace import default_palette, label_space_id
@@ -48,13 +47,8 @@ class Segmenter(ABC):
         net = getattr(self, "net", None) or getattr(self, "model", None)
         if net is None or not hasattr(net, "state_dict"):
             return self.name
-        import torch
-
-        h = hashlib.sha256()
-        for k, v in net.state_dict().items():
-            h.update(k.encode())
-            h.update(v.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-        return f"{self.name}:{h.hexdigest()[:12]}"
+        h = zoo.digest(tensors=net.state_dict(), floats=None, ints=None, sort=False, size=6)  # bytes as held
+        return f"{self.name}:{h.hex()}"
 
     @abstractmethod
     def segment(self, image: np.ndarray) -> np.ndarray:

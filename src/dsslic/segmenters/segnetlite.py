@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import zoo
 from . import labelspace
 from .base import Segmenter
 
@@ -82,17 +83,10 @@ class NetSegmenter(Segmenter):
 
     @classmethod
     def load(cls, path: str | os.PathLike, **kw) -> "NetSegmenter":
-        import json
-
-        from safetensors import safe_open
-        from safetensors.torch import load_file
-
-        with safe_open(str(path), "pt") as f:
-            meta = f.metadata() or {}
-        cfg = json.loads(meta.get("config", "{}"))
+        sd, cfg = zoo.load(path)
         names = cfg.get("class_names") or CAMVID11
         net = SegNetLite(len(names), cfg.get("width", 32))
-        net.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
+        net.load_state_dict(sd)
         pal = np.array(cfg["palette"], np.uint8) if "palette" in cfg else None
         return cls(cfg.get("name", Path(path).stem), net, names, pal, cfg.get("work_size", 480), **kw)
 
