@@ -15,9 +15,11 @@ class _PillowCodec(LayerCodec):
     format: ClassVar[str]
     quality_range = (0, 100)
     default_quality = 75
+    #: Pillow's save options besides the quality
+    options: ClassVar[dict] = {}
 
     def save_args(self, q: int) -> dict:
-        raise NotImplementedError
+        return {"quality": q, **self.options}
 
     def encode(self, img: np.ndarray, quality: int | None = None) -> bytes:
         from PIL import Image
@@ -72,20 +74,18 @@ class AvifCodec(_PillowCodec):
     format = "AVIF"
     default_quality = 60
     description = "AVIF (libaom via Pillow), quality, 4:4:4, speed 4"
-
-    def save_args(self, q: int) -> dict:
-        return {"quality": q, "subsampling": "4:4:4", "speed": 4}
+    options = {"subsampling": "4:4:4", "speed": 4}
 
 
 @register
 class WebpCodec(_PillowCodec):
+    """WebP lossy; its size is read from the RIFF chunks before libwebp is given the stream."""
+
     name = "webp"
     id = 7
     format = "WEBP"
     description = "WebP lossy (libwebp via Pillow), quality, method 6"
-
-    def save_args(self, q: int) -> dict:
-        return {"quality": q, "method": 6}
+    options = {"method": 6}
 
     def header_size(self, data: bytes) -> tuple[int, int]:
         """libwebp allocates the canvas when the decoder is made: read the size from the first chunk first."""
@@ -108,9 +108,7 @@ class JpegCodec(_PillowCodec):
     id = 8
     format = "JPEG"
     description = "JPEG (libjpeg-turbo via Pillow), quality, 4:2:0, optimised Huffman tables"
-
-    def save_args(self, q: int) -> dict:
-        return {"quality": q, "optimize": True}
+    options = {"optimize": True}
 
 
 @register
