@@ -217,3 +217,14 @@ def test_a_codec_id_or_name_registers_once():
     with pytest.raises(ValueError, match="already registered"):
         codecs.register(Twin)
     assert codecs.by_id(Twin.id).name == "hevc"
+
+
+def test_every_codec_module_is_imported_by_the_package():
+    """A codec is a module plus its name in codecs/__init__.py's import line: each module registers something."""
+    import sys
+    from pathlib import Path
+
+    mods = sorted(p.stem for p in Path(codecs.__file__).parent.glob("*.py") if p.stem not in ("__init__", "base"))
+    assert all(f"dsslic.codecs.{m}" in sys.modules for m in mods)
+    registered = {type(codecs.get(n)).__module__ for n in codecs.names()}
+    assert registered == {f"dsslic.codecs.{m}" for m in mods}
