@@ -31,9 +31,8 @@ from dsslic.imageio import load_image
 
 def _filter(arg: str):
     from dsslic import restoration
-    from dsslic.registry import weights_file
 
-    path = weights_file(arg, suffix=".restore.safetensors")
+    path = restoration.find(arg)
     if path is None:
         raise SystemExit(f"--filter {arg}: no such filter")
     return restoration.load(path)
@@ -54,7 +53,7 @@ def main() -> None:
     torch.set_num_threads(1)
     from dsslic.codec import Codec
     from dsslic.restoration import apply, strength
-    from dsslic.restoretrain import BITS, make_pairs
+    from dsslic.training.restore import BITS, make_pairs
 
     qs = [int(q) for q in a.qps.split(",")]
     files = list_images([a.data], a.limit or None)

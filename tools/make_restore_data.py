@@ -39,7 +39,7 @@ def main() -> None:
 
     from dsslic.codec import Codec
     from dsslic.imageio import IMAGE_EXTS, load_image
-    from dsslic.restoretrain import make_pairs
+    from dsslic.training.restore import make_pairs
 
     torch.set_num_threads(1)
     for d in a.data:

@@ -9,8 +9,6 @@ is that of what any decoder computes.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -70,12 +68,11 @@ class RestoreNet(nn.Module):
 
     @property
     def filter_id(self) -> bytes:
-        """4 bytes naming these exact weights (what a file stores to ask for this filter)."""
-        h = hashlib.sha256(json.dumps(asdict(self.cfg), sort_keys=True).encode())
-        for k, v in sorted(self.state_dict().items()):
-            h.update(k.encode())
-            h.update(v.detach().cpu().contiguous().numpy().astype("<f4").tobytes())
-        return h.digest()[:4]
+        """4 bytes naming these exact weights (what a file stores to ask for this filter): zoo's digest of the
+        kind, the configuration and the float32 tensors."""
+        from . import zoo
+
+        return zoo.digest("restore", config=asdict(self.cfg), tensors=self.state_dict())
 
 
 def macs_per_pixel(net: RestoreNet, h: int = 64, w: int = 64) -> float:
@@ -108,59 +105,51 @@ def apply(net: RestoreNet, xt: np.ndarray, xc: np.ndarray, s: np.ndarray, q: flo
     return y[0].permute(1, 2, 0).numpy()[:h, :w]
 
 
-def save(net: RestoreNet, path: str | Path) -> None:
-    """The filter as safetensors, its config and id in the metadata (read back by :func:`load`)."""
-    from safetensors.torch import save_file
+def save(net: RestoreNet, path: str | Path, card: dict | None = None) -> None:
+    """The filter as a weights file (float32: 140 KB at the default size), its id stored for torch-free lookup."""
+    from . import zoo
 
-    meta = {"config": json.dumps(asdict(net.cfg)), "filter_id": net.filter_id.hex(), "kind": "restore"}
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path), metadata=meta)
+    zoo.save(path, {k: v.contiguous() for k, v in net.state_dict().items()}, asdict(net.cfg), card,
+             model_id=net.filter_id.hex())
 
 
 def load(path: str | Path) -> RestoreNet:
-    """A filter saved by :func:`save`, in eval mode; its id is checked against the stored one."""
+    """A filter written by :func:`save`, in eval mode; its id is checked against the stored one."""
     from safetensors import safe_open
-    from safetensors.torch import load_file
 
+    from . import zoo
     from .errors import DsslicInputError
 
-    with safe_open(str(path), "pt") as f:
-        meta = f.metadata() or {}
-    if meta.get("kind") != "restore":
-        raise DsslicInputError(f"{path}: not a restoration filter")
-    net = RestoreNet(RestoreConfig(**json.loads(meta["config"])))
-    net.load_state_dict(load_file(str(path)))
-    if net.filter_id.hex() != meta.get("filter_id"):
+    tensors, cfg = zoo.load(path, "restoration filter")
+    with safe_open(str(path), "np") as f:
+        stored = (f.metadata() or {}).get("model_id")
+    try:
+        net = RestoreNet(RestoreConfig(**cfg))
+        net.load_state_dict(tensors)
+    except (TypeError, RuntimeError) as e:
+        raise DsslicInputError(f"{path}: not a restoration filter ({str(e).splitlines()[0]})") from None
+    if net.filter_id.hex() != stored:
         raise DsslicInputError(f"{path}: weights do not match their stored filter id")
     return net.eval()
 
 
 # ------------------------------------------------------------------ the codec's side: which filter, by name or id
-SUFFIX = ".restore.safetensors"
-
-
-def _shipped() -> list[Path]:
-    from .registry import WEIGHTS_DIR
-
-    return sorted(WEIGHTS_DIR.glob(f"*{SUFFIX}"))
-
-
 def find(arg: str) -> Path | None:
-    """The filter ``arg`` names: a path, or ``weights/ARG.restore.safetensors`` (a model's own filter is named
-    after the model); None when there is none."""
-    from .registry import weights_file
+    """The filter ``arg`` names: a path, or the shipped ``weights/ARG.restore.safetensors`` (a model's own filter
+    bears the model's name); None when there is none."""
+    from . import zoo
 
-    return weights_file(arg, suffix=SUFFIX)
+    return zoo.find(arg, "restore")
 
 
 def by_id(filter_id: bytes) -> RestoreNet:
     """The shipped filter a file names; a clear format error when this installation lacks it."""
-    from safetensors import safe_open
-
+    from . import zoo
     from .errors import DsslicFormatError
 
-    for p in _shipped():
-        with safe_open(str(p), "np") as f:
-            if (f.metadata() or {}).get("filter_id") == filter_id.hex():
-                return load(p)
-    raise DsslicFormatError(f"file needs restoration filter id {filter_id.hex()}, which this installation lacks; "
-                            "decode with --no-restore to skip it (the image then differs from the one the encoder measured)")
+    name = zoo.name_for_id(filter_id, "restore")
+    if name is None:
+        raise DsslicFormatError(f"file needs restoration filter id {filter_id.hex()}, which this installation "
+                                "lacks; decode with --no-restore to skip it (the image then differs from the one "
+                                "the encoder measured)")
+    return load(find(name))  # type: ignore[arg-type]

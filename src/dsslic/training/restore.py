@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .restoration import RestoreConfig, RestoreNet, save
-from .trainloop import Clock, CsvLog, add_run_args, check_counts, load_checkpoint, save_checkpoint
+from ..restoration import RestoreConfig, RestoreNet, save
+from .loop import Clock, CsvLog, add_run_args, check_counts, load_checkpoint, save_checkpoint
 
 #: whole-image MSE floor (45 dB) of the loss's weights: images coded almost exactly would otherwise get weights
 #: of 1e6 and blow the training up (measured: a run at 1e-6 diverged at step 350)
@@ -31,8 +31,8 @@ BITS = 10
 def make_pairs(codec, x: np.ndarray, qs: list[int]) -> dict[str, np.ndarray]:
     """What the decoder holds for ``x`` coded by ``codec`` (made with ``restore=False``: x~ unfiltered) at each
     residual QP: x, s, and per q x' (``xc<q>``), x~ (``xt<q>``) and the file's size in bytes (``bytes<q>``)."""
-    from . import bitstream
-    from .codec import decode_layers
+    from .. import bitstream
+    from ..codec import decode_layers
 
     arrays: dict[str, np.ndarray] = {"x": x}
     for q in qs:
@@ -53,7 +53,7 @@ def _mse(a: np.ndarray, b: np.ndarray) -> float:
 
 def _strength(x: np.ndarray, xc: np.ndarray, q: int) -> float:
     """The filter's strength input for x coded at QP q over x' (the min/max range the encoder stores)."""
-    from .restoration import strength
+    from ..restoration import strength
 
     r = x.astype(np.int16) - xc
     return strength(q, int(r.min()), int(r.max()), BITS)
@@ -167,7 +167,7 @@ class RestoreTrainer:
     @torch.no_grad()
     def validate(self, val: list[list[Sample]]) -> tuple[float, float]:
         """Mean PSNR of x~ and of x^ (8-bit) over every held-out file and QP, whole images."""
-        from .restoration import apply
+        from ..restoration import apply
 
         self.net.eval()
         a, b = [], []
@@ -237,7 +237,7 @@ def add_parser(sub) -> None:
 
 
 def cmd_train_restore(a) -> int:
-    from .errors import DsslicInputError
+    from ..errors import DsslicInputError
 
     check_counts(a)
     for d in a.data:
