@@ -10,7 +10,7 @@ would have; ``--val`` files spread over the sorted list are held out and scored 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +91,6 @@ class RestoreTrainConfig:
     device: str = "cpu"
     log_every: int = 50
     ckpt_every: int = 500
-    extra: dict = field(default_factory=dict)
 
 
 def _tensors(items: list[Sample], device) -> list[torch.Tensor]:
