@@ -7,7 +7,8 @@
 
 Every image is coded by the default ``Codec`` at the eval's residual QPs; the decoder's x~, x' and label map are
 cached per image (``--cache``), then x^ = filter(x~, x', s, q) is scored against the same file's bytes (plus
-``--extra-bytes`` per file: what naming the filter in the file costs). PSNR over RGB and MS-SSIM (dB), means of
+``--extra-bytes`` per file: what naming the filter in the file costs), as the encoder chooses (the filter where it
+raises the image's PSNR, else the file without it) and always on. PSNR over RGB and MS-SSIM (dB), means of
 per-image values per setting (the eval's convention); bpg444 from the eval's committed rows of the same images
 (or coded here without ``--anchor-rows``). ``--filter`` takes several filters to compare.
 """
@@ -76,7 +77,11 @@ def main() -> None:
                     t0 = time.perf_counter()
                     r = x.astype(np.int16) - xc  # the min/max range the file stores
                     qs_ = strength(q, int(r.min()), int(r.max()), BITS)
-                    outs[f"dsslic+{Path(name).name}"] = (apply(net, xt, xc, s, qs_), nbytes + a.extra_bytes)
+                    y = apply(net, xt, xc, s, qs_)
+                    tag = Path(name).name.removesuffix(".restore.safetensors")
+                    outs[f"dsslic+{tag} always"] = (y, nbytes + a.extra_bytes)
+                    # the encoder's choice (Codec.encode): the file names the filter only where it raises the PSNR
+                    outs[f"dsslic+{tag}"] = (y, nbytes + a.extra_bytes) if psnr(x, y) > psnr(x, xt) else (xt, nbytes)
                     times.append(time.perf_counter() - t0)
                 for codec_name, (y, nb) in outs.items():
                     m = ms_ssim(x, y)

@@ -96,13 +96,16 @@ def test_codec_round_trip_with_a_filter(tmp_path) -> None:
     x = (x // 64 * 64 + 20).astype(np.uint8)  # flat patches: a small file
     net = _random_net(width=8, depth=1)
     enc = Codec("plain", segmenter="none", restore=net)
+    chosen = enc.encode(x, quality=40)  # a random filter lowers the PSNR: the encoder leaves it out
+    assert "restore" not in bitstream.parse(chosen.data).layer(bitstream.LayerKind.RESIDUAL).params
+    enc.restore_always = True
     res = enc.encode(x, quality=40)
     hd = bitstream.parse(res.data)
     assert hd.layer(bitstream.LayerKind.RESIDUAL).params["restore"] == (net.filter_id, 40)
     y = Codec("plain", restore=net).decode(res.data)
     assert abs(psnr(x, y) - res.psnr) < 1e-9  # closed loop: the encoder reports the decoder's output
     plain = Codec("plain", segmenter="none", restore=False).encode(x, quality=40)
-    assert len(plain.data) == len(res.data) - 7  # the field: tag, length, 4-byte id, QP
+    assert len(plain.data) == len(res.data) - 7 and plain.data == chosen.data  # the field: tag, length, id, QP
     x_tilde = Codec("plain", restore=False).decode(res.data)
     assert np.array_equal(x_tilde, Codec("plain").decode(plain.data))
     assert not np.array_equal(x_tilde, y)

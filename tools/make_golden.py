@@ -141,6 +141,7 @@ def encode(case: dict, image: np.ndarray, labels: np.ndarray | None) -> bytes:
     rc = ResidualCoding(**{k: case[k] for k in ("bits", "mapping") if k in case})
     codec = Codec("plain", segmenter=seg, seg_factor=case.get("seg_factor", 1), enhance=enh, residual_coding=rc,
                   restore=_restore(case))
+    codec.restore_always = "restore" in case  # a random filter: named whether or not it helps
     roi = codec.roi(case["roi"], case.get("roi_boost"), case["residual"]) if "roi" in case else None
     data = codec.encode(image, residual=case["residual"], quality=case.get("quality"), compact=case.get("compact"),
                         roi=roi).data

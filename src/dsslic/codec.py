@@ -235,6 +235,7 @@ class Codec:
         self.residual_coding = residual_coding or ResidualCoding()
         # the decoder's restoration filter (dsslic.restoration): None = the model's shipped one if any, False = off
         self._restore_arg, self._restore_net = restore, None
+        self.restore_always = False  # the encoder names the filter only in files where it raises the PSNR
 
     @property
     def encoder_tag(self) -> str:
@@ -491,7 +492,11 @@ class Codec:
                 x_hat = self._add_residual(x_coarse, rc.decode(payload, rn.shape), lo, hi, bits, gain)  # the decoder's
                 if residual == "hevc" and region is None and (net := self.restorer()) is not None:
                     hd.layers[-1].params["restore"] = (net.filter_id, hd.layers[-1].quality)
-                    x_hat = self._restored(hd.layers[-1], x_hat, x_coarse, seg[1])
+                    x_rest = self._restored(hd.layers[-1], x_hat, x_coarse, seg[1])
+                    if self.restore_always or psnr(x, x_rest) > psnr(x, x_hat):  # kept where it helps this image
+                        x_hat = x_rest
+                    else:
+                        del hd.layers[-1].params["restore"]
             data = bitstream.serialize(hd)
             sizes = {k.kind.name.lower(): len(k.data) for k in hd.layers}
             return EncodeResult(data, w, h, sizes, q, q_c, psnr(x, x_coarse), psnr(x, x_hat))

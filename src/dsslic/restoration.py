@@ -93,7 +93,7 @@ def apply(net: RestoreNet, xt: np.ndarray, xc: np.ndarray, s: np.ndarray, q: flo
     h, w = xt.shape[:2]
 
     def img(a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(pad_to(a, 2))).permute(2, 0, 1)[None]
+        return torch.from_numpy(np.array(pad_to(a, 2), order="C")).permute(2, 0, 1)[None]  # a copy: inputs may be read-only
 
     def run(t: torch.Tensor, c: torch.Tensor, lab: torch.Tensor) -> torch.Tensor:
         y = net(t.float() / 255, c.float() / 255, lab, torch.tensor([q], dtype=torch.float64))
