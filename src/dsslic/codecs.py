@@ -588,7 +588,8 @@ class PngCodec(_PillowCodec):
 
 
 class LearnedCodec(LayerCodec):
-    """The learned enhancement layer (``enhance``): coded by the Codec, which holds the conditioning (x', c)."""
+    """The learned enhancement layer's id and name in the layer table (what files, ``info`` and the format's
+    whitelist name): its payload is coded by ``residual.LearnedCoder``, given x' and c, not as an image."""
 
     name = "learned"
     id = 11
@@ -597,10 +598,10 @@ class LearnedCodec(LayerCodec):
     description = "learned conditional transform coder with hyperprior (dsslic.enhance), range coded"
 
     def encode(self, img: np.ndarray, quality: int | None = None) -> bytes:
-        raise DsslicInputError("the learned layer is coded by dsslic.Codec, given the base layers")
+        raise DsslicInputError("the learned layer is coded by dsslic.residual.LearnedCoder, given the base layers")
 
     def decode(self, data: bytes, shape: Shape) -> np.ndarray:
-        raise DsslicFormatError("the learned layer is decoded by dsslic.Codec, given the base layers")
+        raise DsslicFormatError("the learned layer is decoded by dsslic.residual.LearnedCoder, given the base layers")
 
 
 class LabelMapCodec(LayerCodec):
@@ -641,9 +642,7 @@ for _c in (ConstCodec(), JxlCodec(), JxlLossyCodec(), HevcCodec(), HevcRgbCodec(
            AvifCodec(), WebpCodec(), JpegCodec(), Jpeg2000Codec(), PngCodec(), LearnedCodec(), LabelMapCodec()):
     register(_c)
 
-#: lossy codecs that may code the second enhancement layer (the residual); "jxl" means JPEG XL lossy
-RESIDUAL_CODECS = {"hevc": "hevc", "avif": "avif", "jxl": "jxl-lossy", "webp": "webp", "jpeg2000": "jpeg2000",
-                   "learned": "learned"}
+# the residual coders, and which of these codecs the ``--residual`` choices code through: dsslic.residual
 
 
 def get(name: str) -> LayerCodec:

@@ -107,7 +107,8 @@ def _ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
 def analyse(name: str, data: bytes, codec, original: np.ndarray | None = None) -> ImageReport:
     """Decode ``data`` layer by layer with ``codec`` (the file's model) and measure against ``original``."""
     from . import bitstream, labelspace
-    from .codec import decode_layers, info, psnr
+    from .codec import decode_layers, psnr
+    from .decoding import info
 
     hd = bitstream.parse(data, codec.max_pixels)
     lay = decode_layers(hd, "full")
@@ -362,7 +363,7 @@ def cmd_report(a: argparse.Namespace) -> int:
 
 
 def add_parser(sub) -> None:
-    from .codecs import RESIDUAL_CODECS
+    from .residual import names as residual_names
 
     p = sub.add_parser("report", help="self-contained HTML report of files, images or an eval run")
     p.add_argument("inputs", nargs="*", metavar="FILE.dsslic|IMAGE")
@@ -371,7 +372,7 @@ def add_parser(sub) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--qp", type=int, help="HEVC QP for images compressed here")
     g.add_argument("--quality", type=int, help="residual codec's setting for images compressed here")
-    p.add_argument("--residual", default="hevc", choices=[*RESIDUAL_CODECS, "none"],
+    p.add_argument("--residual", default="hevc", choices=[*residual_names(), "none"],
                    help="residual codec of the compressions shown (default hevc)")
     p.add_argument("--model", help="model for images (default: the shipped default) or to decode files with")
     p.add_argument("--segmenter", help="segmenter for images compressed here (default: the model's)")
