@@ -62,8 +62,8 @@ def compact_quality(compact: str, residual: str, quality: int | None) -> int | N
         return COMPACT_DEFAULTS[compact]
     if residual == "none":
         return COARSE_QP
-    qp = quality if residual == "hevc" and quality is not None else codecs.get("hevc").default_quality
-    return int(np.clip(qp + JOINT_K, 0, 51))
+    q_res = quality if residual == "hevc" and quality is not None else codecs.get("hevc").default_quality
+    return int(np.clip(q_res + JOINT_K, 0, 51))
 
 
 @dataclass
@@ -74,7 +74,7 @@ class EncodeResult:
     width: int
     height: int
     layer_bytes: dict[str, int] = field(default_factory=dict)
-    quality: int | None = None
+    quality: int | None = None  # the residual's setting, as the residual layer stores it (None: no residual)
     compact_quality: int | None = None
     psnr_coarse: float | None = None
     psnr: float | None = None
