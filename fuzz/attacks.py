@@ -14,7 +14,7 @@ import numpy as np
 
 from dsslic import bitstream, codecs
 from dsslic.bitstream import Header, Layer, LayerKind
-from dsslic.residual import MinMaxCoder
+from dsslic.residual import CHOICES
 
 PLAIN_ID = bytes.fromhex("8c26be4a")  # the `plain` model: no network, so a decode that gets through is quick
 
@@ -41,7 +41,7 @@ def uniform_file(w: int, h: int, residual: str = "none", model: str = "plain") -
     c8 = np.full((-(-h // m.alpha), -(-w // m.alpha), 3), 128, np.uint8)
     res = None
     if residual != "none":
-        rc = codecs.get(MinMaxCoder.choices.get(residual, residual))
+        rc = codecs.get(CHOICES.get(residual, residual))
         q = rc.quality_range[0] if rc.higher_is_better else rc.quality_range[1]  # the coarsest: smallest file
         res = (rc.name, rc.encode(np.full((h, w, 3), 128, np.uint8), q))
     return dsslic_file(w, h, const(0), ("jxl", codecs.JxlCodec(effort=1).encode(c8)), res,

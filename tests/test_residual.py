@@ -33,24 +33,24 @@ def test_one_list_of_choices_each_found_back_from_its_layer():
 
 def test_a_coder_is_one_class_and_one_line(monkeypatch):
     """A coder registered by "module:Class" is found lazily, chosen by its name and read back by its codec."""
-
-    class Doubled(residual.MinMaxCoder):
-        name = "doubled"
-        choices = {"webp2x": "webp"}
-        layer_codecs = frozenset({"jpeg"})
-
-        def image_codec(self):
-            return codecs.get("jpeg")
-
+    import sys
     import types
 
+    class Jpeg(residual.MinMaxCoder):
+        name = "jpeg-minmax"
+        layer_codecs = frozenset({"jpeg"})
+
     mod = types.ModuleType("dsslic_test_coder")
-    mod.Doubled = Doubled
-    monkeypatch.setitem(__import__("sys").modules, "dsslic_test_coder", mod)
-    monkeypatch.setitem(residual.CODERS, "doubled", "dsslic_test_coder:Doubled")
-    assert "webp2x" in residual.names() and type(residual.for_choice("webp2x")) is Doubled
-    layer = bitstream.Layer(LayerKind.RESIDUAL, codecs.get("jpeg").id, b"")
-    assert residual.class_for_layer(layer) is Doubled
+    mod.Jpeg = Jpeg
+    monkeypatch.setitem(sys.modules, "dsslic_test_coder", mod)
+    monkeypatch.setitem(residual.CODERS, "jpeg-minmax", "dsslic_test_coder:Jpeg")
+    monkeypatch.setitem(residual.CHOICES, "jpeg", "jpeg")
+    assert "jpeg" in residual.names() and type(residual.for_choice("jpeg")) is Jpeg
+    assert residual.for_choice("jpeg").image_codec().name == "jpeg"
+    assert residual.class_for_layer(bitstream.Layer(LayerKind.RESIDUAL, codecs.get("jpeg").id, b"")) is Jpeg
+    x = synthetic(48, 64, 3)
+    res = Codec("plain", segmenter="none").encode(x, residual="jpeg", quality=80, verify=True)
+    assert bitstream.parse(res.data).layer(LayerKind.RESIDUAL).codec_id == codecs.get("jpeg").id
 
 
 def test_quality_is_resolved_at_the_top_and_is_what_the_header_stores():

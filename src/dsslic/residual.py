@@ -8,10 +8,11 @@
 
 A coder owns its layer: the codec id, the quality byte and the parameters it needs (the min/max range and
 sample depth of :class:`MinMaxCoder`, the model id inside a :class:`LearnedCoder` payload). The ROI step and the
-final addition are the base class's, so every coder gets them. ``--residual`` names a *choice*: a coder and,
-for ``minmax``, the image codec it codes through (:func:`choices`). Coders are found by name in
-:data:`CODERS` when encoding, and by the layer's codec id when decoding (:func:`for_layer`). This module and
-the coders' modules import without torch (a coder that needs it imports it when it runs).
+final addition are the base class's, so every coder gets them. ``--residual`` names a *choice*
+(:data:`CHOICES`): the codec its layers are written with; the coder of a codec is the one in :data:`CODERS` that
+claims it (``layer_codecs``), else ``minmax`` (any image codec). Encoding finds the coder by the choice, decoding
+by the layer's codec id (:func:`for_layer`). This module and the coders' modules import without torch (a coder
+that needs it imports it when it runs).
 """
 
 from __future__ import annotations
@@ -74,24 +75,23 @@ class Options:
 
 class ResidualCoder:
     """One way of coding r = x - x' given the decoder's x' and c. Subclasses give :attr:`name`,
-    :attr:`choices` and the four methods of their own part: :meth:`image_codec`, :meth:`code`, :meth:`unpack`
-    and :meth:`residual`."""
+    :attr:`layer_codecs` and the three methods of their own part: :meth:`code`, :meth:`unpack` and
+    :meth:`residual`."""
 
     name: ClassVar[str]
-    #: the ``--residual`` names this coder answers to -> the image codec (dsslic.codecs) it codes through
-    choices: ClassVar[dict[str, str]]
-    #: codec names of the residual layers it reads; a layer no coder claims is ``minmax``'s (:func:`for_layer`)
+    #: codec names of the residual layers it writes and reads; a codec no coder claims is ``minmax``'s
     layer_codecs: ClassVar[frozenset[str]] = frozenset()
     #: the compact image's codec when none is asked for (None: the Codec's default)
     default_compact: ClassVar[str | None] = None
 
     def __init__(self, choice: str | None = None, options: Options | None = None) -> None:
-        self.choice = choice if choice is not None else next(iter(self.choices))
+        self.choice = choice  # None: a decoder's (the layer names its codec)
         self.options = options or Options()
 
     # ---- the setting: the image codec's own scale, within what the layer table's byte stores
     def image_codec(self) -> codecs.LayerCodec:
-        return codecs.get(self.choices[self.choice])
+        """The codec of the layers this coder writes for its choice."""
+        return codecs.get(CHOICES[self.choice])  # type: ignore[index]
 
     @property
     def quality_range(self) -> tuple[int, int]:
@@ -169,7 +169,6 @@ class MinMaxCoder(ResidualCoder):
     image codec; the range and depth are the layer's parameters."""
 
     name = "minmax"
-    choices = {"hevc": "hevc", "avif": "avif", "jxl": "jxl-lossy", "webp": "webp", "jpeg2000": "jpeg2000"}
 
     def image_codec(self) -> codecs.LayerCodec:
         return self.options.coding.hevc() if self.choice == "hevc" else super().image_codec()
@@ -231,7 +230,6 @@ class LearnedCoder(ResidualCoder):
     x' + g * r, clipped to 0..255 (a loss where it saturates)."""
 
     name = "learned"
-    choices = {"learned": "learned"}
     layer_codecs = frozenset({"learned"})
     default_compact = "jxl-lossless"  # what its models were trained on
 
@@ -274,8 +272,11 @@ def _difference(x_hat: np.ndarray, x_coarse: np.ndarray) -> Rows:
 
 
 # ---------------------------------------------------------------------------------------------- registry
+#: the ``--residual`` choices -> the codec their layers are written with (``none`` is no layer): the one list
+CHOICES = {"hevc": "hevc", "avif": "avif", "jxl": "jxl-lossy", "webp": "webp", "jpeg2000": "jpeg2000",
+           "learned": "learned"}
 #: every residual coder, by name: a class, or "module:Class" imported when first needed (a new coder is one
-#: module and one line here)
+#: module and one line here, its choice one line in CHOICES)
 CODERS: dict[str, type[ResidualCoder] | str] = {"minmax": MinMaxCoder, "learned": LearnedCoder}
 
 
@@ -287,37 +288,30 @@ def coder_class(name: str) -> type[ResidualCoder]:
     return cls  # type: ignore[return-value]
 
 
-def choices() -> dict[str, type[ResidualCoder]]:
-    """``--residual`` name -> its coder, in the order of :data:`CODERS` (``none`` is not a coder)."""
-    out: dict[str, type[ResidualCoder]] = {}
-    for name in CODERS:
-        cls = coder_class(name)
-        out.update(dict.fromkeys(cls.choices, cls))
-    return out
-
-
-def names() -> list[str]:
-    """The ``--residual`` choices (without ``none``)."""
-    return list(choices())
-
-
-def for_choice(choice: str, options: Options | None = None) -> ResidualCoder:
-    """The coder of a ``--residual`` choice (an unknown name: DsslicInputError)."""
-    cls = choices().get(choice)
-    if cls is None:
-        raise DsslicInputError(f"unknown residual codec {choice!r}; choose from {', '.join([*names(), 'none'])}")
-    return cls(choice, options)
-
-
-def class_for_layer(layer: Layer) -> type[ResidualCoder]:
-    """The coder that reads a residual layer: the one that claims its codec, else ``minmax`` (any image codec
-    the format admits in the residual layer; bitstream.parse has checked it)."""
-    codec = codecs.by_id(layer.codec_id).name
+def class_for_codec(codec: str) -> type[ResidualCoder]:
+    """The coder of residual layers coded with ``codec``: the one that claims it, else ``minmax`` (any image
+    codec the format admits in the residual layer; bitstream.parse has checked it)."""
     for name in CODERS:
         cls = coder_class(name)
         if codec in cls.layer_codecs:
             return cls
     return MinMaxCoder
+
+
+def class_for_layer(layer: Layer) -> type[ResidualCoder]:
+    return class_for_codec(codecs.by_id(layer.codec_id).name)
+
+
+def names() -> list[str]:
+    """The ``--residual`` choices (without ``none``)."""
+    return list(CHOICES)
+
+
+def for_choice(choice: str, options: Options | None = None) -> ResidualCoder:
+    """The coder of a ``--residual`` choice (an unknown name: DsslicInputError)."""
+    if choice not in CHOICES:
+        raise DsslicInputError(f"unknown residual codec {choice!r}; choose from {', '.join([*names(), 'none'])}")
+    return class_for_codec(CHOICES[choice])(choice, options)
 
 
 def for_layer(layer: Layer, options: Options | None = None) -> ResidualCoder:

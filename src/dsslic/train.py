@@ -151,14 +151,14 @@ def decoded_compacts(cfg: TrainConfig, imgs: list[torch.Tensor], alpha: int = 8,
     from PIL import Image
 
     from . import codecs
-    from .residual import MinMaxCoder
+    from .residual import CHOICES
 
     key = [cfg.lossy_c, cfg.lossy_scales, cfg.crop, [tuple(x.shape) for x in imgs]]
     saved = torch.load(cache, weights_only=True) if cache is not None and cache.is_file() else None
     saved_cs = saved["cs"] if saved is not None and saved["key"] == json.dumps(key) else None
 
     name, _, qs = cfg.lossy_c.partition(":")
-    cod = codecs.get(MinMaxCoder.choices.get(name, name))
+    cod = codecs.get(CHOICES.get(name, name))
     quals = [None if q == "lossless" else int(q) for q in qs.split(",") if q]
     out = []
     for x in imgs:
@@ -446,11 +446,11 @@ def cmd_train(a) -> int:
         raise DsslicInputError("--labels needs --num-labels")
     if cfg.lossy_c:
         from . import codecs
-        from .residual import MinMaxCoder
+        from .residual import CHOICES
 
         name, _, qs = cfg.lossy_c.partition(":")
         try:
-            codecs.get(MinMaxCoder.choices.get(name, name)).check_quality(
+            codecs.get(CHOICES.get(name, name)).check_quality(
                 *[int(q) for q in qs.split(",") if q and q != "lossless"][:1])
         except ValueError as e:
             raise DsslicInputError(f"--lossy-c {cfg.lossy_c}: {e}") from None
