@@ -40,15 +40,15 @@ def resolve(hd: Header, layers: Layers = "full", model: str | None = None, enhan
     """The decoder of a parsed file. Beyond ``seg`` a model is needed: the one given, else the installed model
     whose id the file names, else a DsslicFormatError that says which are installed (``name``: the file's, for
     the message)."""
-    from . import labelspace, registry
+    from . import labelspace, zoo
 
     space = labelspace.by_id(hd.segmenter_id)
     if model is None:
-        model = registry.name_for_id(hd.model_id)
+        model = zoo.name_for_id(hd.model_id)
         if model is None and layers != "seg":
             raise DsslicFormatError(
                 f"{name + ': ' if name else ''}made with model id {hd.model_id.hex()}, which this installation does not have "
-                f"(installed: {', '.join(registry.available())}); pass --model PATH.safetensors")
+                f"(installed: {', '.join(zoo.available())}); pass --model PATH.safetensors")
     return Decoder(model, enhance, space)
 
 
