@@ -201,7 +201,7 @@ class Codec:
         self.label_budget_bpp = label_budget_bpp
         # what the residual coders are configured with: the residual's mapping and HEVC choices, the learned
         # layer's model (a name, a path or a model; loaded when needed), how its transforms are tiled
-        self.residual_options = residual.Options(residual_coding or ResidualCoding(), enhance, self._enhance_tiles())
+        self.residual_options = residual.Options(residual_coding or ResidualCoding(), enhance, self._enhance_tiles)
 
     @property
     def residual_coding(self) -> ResidualCoding:
@@ -217,12 +217,12 @@ class Codec:
         """The coder of a ``--residual`` choice, configured as this Codec is."""
         return residual.for_choice(choice, self.residual_options)
 
-    def _enhance_tiles(self):
+    def _enhance_tiles(self, fn, ins, facs, out_f):
         """How the enhancement layer runs its full-size transforms: in overlapping tiles on large images."""
         from .tiling import tiled
 
-        return lambda fn, ins, facs, out_f: tiled(fn, ins, facs, out_f, (ins[0].shape[-2] * facs[0],
-                                                  ins[0].shape[-1] * facs[0]), self.tile, self.overlap, align=64)
+        return tiled(fn, ins, facs, out_f, (ins[0].shape[-2] * facs[0], ins[0].shape[-1] * facs[0]), self.tile,
+                     self.overlap, align=64)
 
     # ------------------------------------------------------------------ networks on numpy arrays
     def _img_tensor(self, x: np.ndarray) -> torch.Tensor:
