@@ -134,3 +134,26 @@ def test_decoding_policy(scene):
     seen = []
     img = decoding.decode(bitstream.parse(data), "full", codec=lambda who: seen.append(who) or Codec(who.model))
     assert len(seen) == 1 and np.array_equal(img, Codec("plain").decode(data))
+
+
+def test_cli_and_api_share_the_policy(scene, tmp_path, capsys):
+    """A file naming a model this installation lacks: the CLI and the API refuse it with the same words, and both
+    still render its label map."""
+    import dsslic
+    from dsslic.cli import main
+
+    x, labels = scene
+    hd = bitstream.parse(Codec("plain", segmenter=FileSegmenter(labels)).compress(x, quality=40))
+    hd.model_id = b"\xde\xad\xbe\xef"
+    data = bitstream.serialize(hd)
+    f = tmp_path / "u.dsslic"
+    f.write_bytes(data)
+    assert main(["decompress", str(f), "-o", str(tmp_path / "u.png")]) == 2
+    err = capsys.readouterr().err
+    assert f"{f}: made with model id deadbeef" in err and "installed: plain" in err
+    assert not (tmp_path / "u.png").exists()
+    with pytest.raises(DsslicFormatError, match="made with model id deadbeef.*installed: plain"):
+        dsslic.decompress(data)
+    assert main(["decompress", str(f), "-o", str(tmp_path / "s.png"), "--layers", "seg"]) == 0
+    assert dsslic.decompress(data, layers="seg").shape == (64, 128, 3)
+    assert dsslic.info(data)["model"] is None
