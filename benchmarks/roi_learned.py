@@ -22,7 +22,7 @@ from _report import emit
 from dsslic.codec import Codec
 from dsslic.enhance import EnhanceModel
 from dsslic.imageio import load_image
-from dsslic.segnet import FileSegmenter
+from dsslic.segmenters import FileSegmenter
 
 ROOT = Path(__file__).resolve().parents[1]
 KODAK = ROOT / ".." / "shared" / "data" / "kodak"

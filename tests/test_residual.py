@@ -12,7 +12,7 @@ from conftest import synthetic
 from dsslic import DsslicFormatError, DsslicInputError, bitstream, codecs, decoding, residual
 from dsslic.bitstream import LayerKind
 from dsslic.codec import Codec, psnr
-from dsslic.segnet import FileSegmenter
+from dsslic.segmenters import FileSegmenter
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 ENHANCE = str(GOLDEN / "enhance-golden.safetensors")  # the tiny, untrained model of the golden learned file

@@ -35,8 +35,8 @@ from .tiling import pad_to as _pad_to
 if TYPE_CHECKING:  # torch, the networks and segmenters are imported when a Codec is made, not before:
     import torch  # a bad file is refused without paying for them
 
-    from . import enhance, models, segnet
-    from .labelspace import LabelSpace
+    from . import enhance, models, segmenters
+    from .segmenters.labelspace import LabelSpace
 
 Layers = Literal["seg", "coarse", "full"]
 
@@ -101,7 +101,7 @@ def _upscale_labels(s: np.ndarray, f: int, h: int, w: int) -> np.ndarray:
 
 def render_labels(hd: Header, s: np.ndarray, space: LabelSpace | None = None) -> np.ndarray:
     """The label map in colour, in the palette of the file's own label space (no network: torch-free)."""
-    from . import labelspace
+    from .segmenters import labelspace
 
     ls = space or labelspace.by_id(hd.segmenter_id)
     if ls is None:
@@ -162,7 +162,7 @@ class Codec:
     def __init__(
         self,
         model: str | models.DsslicModel | None = None,
-        segmenter: str | segnet.Segmenter | None = None,
+        segmenter: str | segmenters.Segmenter | None = None,
         device: str = "cpu",
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         tile: int = 1024,
@@ -174,7 +174,7 @@ class Codec:
     ) -> None:
         import torch
 
-        from . import models, segnet
+        from . import models, segmenters
 
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise DsslicInputError("--device cuda asked for, but PyTorch sees no CUDA device")
@@ -184,8 +184,8 @@ class Codec:
         # a model trained with label maps needs its own segmenter's; a label-free one still stores a real map
         # (for search and per-object coding): the default segmenter's
         seg = segmenter if segmenter is not None else (self.model.segmenter if self.model.num_labels
-                                                      else segnet.default_name())
-        self.segmenter = segnet.get(seg, device=device) if isinstance(seg, str) else seg
+                                                      else segmenters.default_name())
+        self.segmenter = segmenters.get(seg, device=device) if isinstance(seg, str) else seg
         if self.model.num_labels and self.segmenter.num_labels > self.model.num_labels:
             raise DsslicInputError(
                 f"segmenter {self.segmenter.name!r} has {self.segmenter.num_labels} labels; "

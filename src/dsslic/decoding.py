@@ -22,7 +22,7 @@ from .imageio import DEFAULT_MAX_PIXELS
 
 if TYPE_CHECKING:
     from .codec import Codec
-    from .labelspace import LabelSpace
+    from .segmenters.labelspace import LabelSpace
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,8 @@ def resolve(hd: Header, layers: Layers = "full", model: str | None = None, enhan
     """The decoder of a parsed file. Beyond ``seg`` a model is needed: the one given, else the installed model
     whose id the file names, else a DsslicFormatError that says which are installed (``name``: the file's, for
     the message)."""
-    from . import labelspace, zoo
+    from . import zoo
+    from .segmenters import labelspace
 
     space = labelspace.by_id(hd.segmenter_id)
     if model is None:

@@ -106,9 +106,10 @@ def _ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
 
 def analyse(name: str, data: bytes, codec, original: np.ndarray | None = None) -> ImageReport:
     """Decode ``data`` layer by layer with ``codec`` (the file's model) and measure against ``original``."""
-    from . import bitstream, labelspace
+    from . import bitstream
     from .codec import decode_layers, psnr
     from .decoding import info
+    from .segmenters import labelspace
 
     hd = bitstream.parse(data, codec.max_pixels)
     lay = decode_layers(hd, "full")
@@ -139,7 +140,7 @@ def residual_view(final: np.ndarray, coarse: np.ndarray) -> tuple[np.ndarray, fl
 
 
 def image_section(rep: ImageReport, fmt: str = "png", max_side: int | None = None) -> str:
-    from .labelspace import colorize
+    from .segmenters.labelspace import colorize
 
     d = rep.info
     h, w = rep.final.shape[:2]
@@ -294,7 +295,7 @@ def eval_page(report_dir: Path) -> str:
 def images_page(inputs: list[str], codec_args: dict, fmt: str = "png", max_side: int | None = None,
                 command: str | None = None) -> str:
     """The page for images (compressed here) and ``.dsslic`` files (decoded here)."""
-    from . import segnet, zoo
+    from . import segmenters, zoo
     from .codec import Codec
     from .imageio import load_image
 
@@ -303,7 +304,7 @@ def images_page(inputs: list[str], codec_args: dict, fmt: str = "png", max_side:
     def get(model: str | None) -> Codec:
         if model not in codecs:
             seg = codec_args.get("segmenter")
-            codecs[model] = Codec(model=model, segmenter=segnet.get(seg) if seg else None)
+            codecs[model] = Codec(model=model, segmenter=segmenters.get(seg) if seg else None)
         return codecs[model]
 
     sections = []
@@ -363,7 +364,7 @@ def cmd_report(a: argparse.Namespace) -> int:
 
 
 def add_parser(sub) -> None:
-    from .residual import names as residual_names
+    from .bitstream import RESIDUAL_CODECS
 
     p = sub.add_parser("report", help="self-contained HTML report of files, images or an eval run")
     p.add_argument("inputs", nargs="*", metavar="FILE.dsslic|IMAGE")
@@ -372,7 +373,7 @@ def add_parser(sub) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--qp", type=int, help="HEVC QP for images compressed here")
     g.add_argument("--quality", type=int, help="residual codec's setting for images compressed here")
-    p.add_argument("--residual", default="hevc", choices=[*residual_names(), "none"],
+    p.add_argument("--residual", default="hevc", choices=[*RESIDUAL_CODECS, "none"],
                    help="residual codec of the compressions shown (default hevc)")
     p.add_argument("--model", help="model for images (default: the shipped default) or to decode files with")
     p.add_argument("--segmenter", help="segmenter for images compressed here (default: the model's)")

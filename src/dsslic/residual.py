@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from . import codecs
+from . import bitstream, codecs
 from .bitstream import MAX_QUALITY, Layer, LayerKind
 from .errors import DsslicFormatError, DsslicInputError
 from .roi import Roi
@@ -272,9 +272,9 @@ def _difference(x_hat: np.ndarray, x_coarse: np.ndarray) -> Rows:
 
 
 # ---------------------------------------------------------------------------------------------- registry
-#: the ``--residual`` choices -> the codec their layers are written with (``none`` is no layer): the one list
-CHOICES = {"hevc": "hevc", "avif": "avif", "jxl": "jxl-lossy", "webp": "webp", "jpeg2000": "jpeg2000",
-           "learned": "learned"}
+#: the ``--residual`` choices -> the codec their layers are written with (``none`` is no layer): the format's one
+#: list of residual codecs (bitstream.RESIDUAL_LAYER) is where a choice is added
+CHOICES = bitstream.RESIDUAL_CODECS
 #: every residual coder, by name: a class, or "module:Class" imported when first needed (a new coder is one
 #: module and one line here, its choice one line in CHOICES)
 CODERS: dict[str, type[ResidualCoder] | str] = {"minmax": MinMaxCoder, "learned": LearnedCoder}
