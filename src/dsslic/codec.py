@@ -48,8 +48,10 @@ LABEL_BUDGET_BPP = 0.006
 COMPACT_CODECS = {"jxl-lossless": "jxl", "hevc": "hevc", "avif": "avif", "jxl": "jxl-lossy"}
 DEFAULT_COMPACT = "hevc"
 #: the joint rule, fitted on training photos (benchmarks/joint_rule.py): an HEVC c at QP = residual QP + K,
-#: the coarse preview (no residual) at COARSE_QP, other residual codecs with c at the rule's value for QP 29
-JOINT_K = 9
+#: the coarse preview (no residual) at COARSE_QP, other residual codecs with c at the rule's value for QP 29.
+#: K = 25 (reports/joint_rule.md, 10-bit residual, `general`): BD-rate fell with every larger K up to 25, where c
+#: sits at QP 47-51 at every eval setting; the residual, not c, is where bits buy PSNR
+JOINT_K = 25
 COARSE_QP = 22
 COMPACT_DEFAULTS = {"avif": 80, "jxl": 90}  # lossy c by other codecs, when no quality is given
 
