@@ -18,39 +18,39 @@ from dsslic.models import LearnedConfig, LearnedModel
 from dsslic.registry import WEIGHTS_DIR
 
 
-def _hwc(t: torch.Tensor) -> np.ndarray:
-    return t[0].permute(1, 2, 0).numpy()
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t[0].numpy()
 
 
 def test_interpolation_matches_torch() -> None:
     x = torch.rand(1, 4, 13, 21, generator=torch.Generator().manual_seed(0))
-    xn = np.ascontiguousarray(_hwc(x))
+    xn = _np(x)
     for mode in ("bilinear", "bicubic"):
         ref = F.interpolate(x, scale_factor=8, mode=mode, align_corners=False)
-        assert np.abs(npnet.resize(xn, (104, 168), mode, scale=8) - _hwc(ref)).max() < 1e-5, mode
+        assert np.abs(npnet.resize(xn, (104, 168), mode, scale=8) - _np(ref)).max() < 1e-5, mode
     for size in ((7, 9), (13, 21), (30, 50), (5, 40)):  # down, same, up, mixed
         ref = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-        assert np.abs(npnet.resize(xn, size) - _hwc(ref)).max() < 1e-5, size
+        assert np.abs(npnet.resize(xn, size) - _np(ref)).max() < 1e-5, size
         ref = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
-        assert np.abs(npnet.resize(xn, size, "antialias") - _hwc(ref)).max() < 1e-5, size
+        assert np.abs(npnet.resize(xn, size, "antialias") - _np(ref)).max() < 1e-5, size
 
 
 def test_convolution_matches_torch_and_bands_do_not_change_it(monkeypatch) -> None:
     g = torch.Generator().manual_seed(1)
     x = torch.randn(1, 5, 19, 23, generator=g)
     w, b = torch.randn(7, 5, 3, 3, generator=g), torch.randn(7, generator=g)
-    xn = np.ascontiguousarray(_hwc(x))
+    xn = _np(x)
     for stride, dil, mode in ((1, 1, "edge"), (2, 1, "constant"), (1, 2, "constant"), (2, 4, "constant")):
         tm = "replicate" if mode == "edge" else "constant"
         ref = F.conv2d(F.pad(x, (dil,) * 4, mode=tm), w, b, stride=stride, dilation=dil)
         conv = npnet.Conv.from_torch(w.numpy(), b.numpy(), stride=stride, dilation=dil, pad=dil, mode=mode)
         whole = conv(xn)
-        assert np.abs(whole - _hwc(ref)).max() < 1e-4, (stride, dil, mode)
+        assert np.abs(whole - _np(ref)).max() < 1e-4, (stride, dil, mode)
         monkeypatch.setattr(npnet, "BAND_BYTES", 1)  # one output row per band: the same numbers
         np.testing.assert_allclose(conv(xn), whole, rtol=0, atol=1e-5)
         monkeypatch.undo()
     ps = torch.nn.PixelShuffle(2)(x[:, :4])
-    np.testing.assert_array_equal(npnet.pixel_shuffle(np.ascontiguousarray(xn[..., :4]), 2), _hwc(ps))
+    np.testing.assert_array_equal(npnet.pixel_shuffle(xn[:4], 2), _np(ps))
 
 
 def _lean(tmp_path: Path, up_mode: str, seed: int = 0) -> Path:
@@ -75,11 +75,11 @@ def test_lean_recnet_matches_torch(tmp_path, up_mode) -> None:
     with torch.inference_mode():
         xt = torch.from_numpy(x).permute(2, 0, 1)[None].float() / 255
         ct = (tm.compact(xt, None).clamp(0, 1) * 255).round()
-        assert np.abs(_hwc(ct).astype(int) - c8).max() <= 1  # ties of the block mean may round either way
+        assert np.abs(_np(ct).transpose(1, 2, 0).astype(int) - c8).max() <= 1  # ties of the block mean may round either way
         cf = torch.from_numpy(c8).permute(2, 0, 1)[None].float() / 255
-        fine = _hwc(tm.recnet.finenet(None, cf * 2 - 1))
-        ref = (_hwc(tm.reconstruct(None, cf)) * 255).round().astype(int)
-    assert np.abs(nm.fine(c8.astype(np.float32) / 255 * 2 - 1) - fine).max() < 1e-4
+        fine = _np(tm.recnet.finenet(None, cf * 2 - 1))
+        ref = (_np(tm.reconstruct(None, cf)) * 255).round().astype(int).transpose(1, 2, 0)
+    assert np.abs(nm.fine(_np(cf) * 2 - 1) - fine).max() < 1e-4
     d = np.abs(nm.reconstruct(c8).astype(int) - ref)
     assert d.max() <= 1 and (d > 0).mean() < 1e-3
 
@@ -104,7 +104,7 @@ def test_shipped_segmenters_agree_with_torch(name) -> None:
     x = synthetic(180, 250, seed=3)
     with torch.inference_mode():  # the network alone, then the whole segment() with resizing to the work size
         xt = torch.from_numpy(x).permute(2, 0, 1)[None].float() / 255
-        assert np.abs(net(x.astype(np.float32) / 255) - _hwc(ref.net(xt))).max() < 1e-3
+        assert np.abs(net(_np(xt)) - _np(ref.net(xt))).max() < 1e-3
     for work, flip in ((ref.work_size, False), (120, True)):
         ref.work_size, ref.flip = work, flip
         labels = npnet.segment(net, x, work, flip, rows=7)
@@ -122,7 +122,7 @@ h = hashlib.sha256()
 for shape in ((48, 64, 3), (40, 33, 3)):
     c8 = rng.integers(0, 256, shape, dtype=np.uint8)
     h.update(nm.reconstruct(c8).tobytes())
-    h.update(nm.fine(c8.astype(np.float32) / 255).tobytes())
+    h.update(nm.fine(c8.transpose(2, 0, 1).astype(np.float32) / 255).tobytes())
 print(h.hexdigest(), "torch" in sys.modules)
 """
 
