@@ -346,7 +346,7 @@ def test_every_flag_of_every_subcommand_has_help():
 
 def test_model_name_never_reaches_outside_the_weights_folder(tmp_path):
     from dsslic import models
-    from dsslic.registry import WEIGHTS_DIR
+    from dsslic.zoo import WEIGHTS_DIR
 
     shutil.copy(WEIGHTS_DIR / "general.safetensors", tmp_path / "evil.safetensors")
     rel = os.path.relpath(tmp_path / "evil", WEIGHTS_DIR)

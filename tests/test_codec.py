@@ -211,10 +211,10 @@ def test_registry_ids_match_the_models_without_torch():
     import subprocess
     import sys
 
-    from dsslic import models, registry
+    from dsslic import models, zoo
 
-    assert registry.PLAIN_ID == models.PlainModel().model_id
+    assert zoo.PLAIN_ID == models.PlainModel().model_id
     for name in models.available():
-        assert registry.name_for_id(models.load(name).model_id) == name
-    code = "import sys, dsslic.registry as r; r.ids(); print('torch' in sys.modules)"
+        assert zoo.name_for_id(models.load(name).model_id) == name
+    code = "import sys, dsslic.zoo as r; r.ids(); print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"

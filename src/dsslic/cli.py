@@ -227,15 +227,14 @@ def cmd_compress(a: argparse.Namespace) -> int:
 
 def _warn_constant_labels(hd) -> None:
     """``--layers seg`` of a file whose label map is one value: a flat image, said in words."""
-    from . import codecs, labelspace
+    from . import codecs, labelspace, zoo
     from .bitstream import LayerKind
-    from .registry import WEIGHTS_DIR
 
     if hd.layer(LayerKind.SEG).codec_id != codecs.get("const").id:
         return
     ls = labelspace.by_id(hd.segmenter_id)
     if ls is None or ls.id == labelspace.NONE.id:
-        names = sorted(p.name[: -len(".seg.safetensors")] for p in WEIGHTS_DIR.glob("*.seg.safetensors"))
+        names = zoo.names("segmenter")
         warnings.warn("this file stores no label map (constant); compress with --segmenter "
                       f"{'|'.join(names) or 'NAME'} (or --labels MAP.png) to store one", stacklevel=2)
     else:

@@ -541,7 +541,7 @@ class Codec:
 
 def info(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> dict:
     """What a file holds, without running any network: sizes, model, labels present, layers, rate."""
-    from . import labelspace, registry
+    from . import labelspace, zoo
 
     hd = bitstream.parse(data, max_pixels)
     layers = []
@@ -550,7 +550,7 @@ def info(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> dict:
         layers.append({"layer": layer.kind.name.lower(), "codec": c.name, "quality": layer.quality,
                        "bytes": len(layer.data), "bpp": 8 * len(layer.data) / (hd.width * hd.height)})
     s = decode_layers(hd, "seg").s  # the base layer alone, with the same checks as decoding
-    model = registry.name_for_id(hd.model_id)
+    model = zoo.name_for_id(hd.model_id)
     space = labelspace.by_id(hd.segmenter_id)
     names = list(space.class_names) if space is not None else None
     ids, counts = np.unique(s, return_counts=True)  # area share of every class present

@@ -102,7 +102,7 @@ def _compress(job: Job) -> Outcome:
 
 
 def _decompress(job: Job) -> Outcome:
-    from . import bitstream, registry
+    from . import bitstream, zoo
     from .codec import decode_layers
     from .imageio import DEFAULT_MAX_PIXELS, image_bytes
 
@@ -114,7 +114,7 @@ def _decompress(job: Job) -> Outcome:
     data = src.read_bytes()
     hd = bitstream.parse(data, cod.get("max_pixels", DEFAULT_MAX_PIXELS))
     if cod.get("model") is None:
-        cod["model"] = "plain" if layers == "seg" else registry.name_for_id(hd.model_id)
+        cod["model"] = "plain" if layers == "seg" else zoo.name_for_id(hd.model_id)
         if cod["model"] is None:
             raise DsslicInputError(f"{src}: made with model id {hd.model_id.hex()}, which this installation does "
                                    "not have; pass --model PATH.safetensors")

@@ -20,8 +20,6 @@ numpy>=2 compatible, unlike CompressAI 1.2.8 which pins numpy<2).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 from dataclasses import asdict, dataclass
@@ -31,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import zoo
 from .errors import DsslicFormatError
 
 FW = 12  # fraction bits of the integer weights of h_s
@@ -216,40 +215,23 @@ class EnhanceModel(nn.Module):
     @property
     def model_id(self) -> bytes:
         if self._id is None:
-            h = hashlib.sha256(json.dumps(asdict(self.config), sort_keys=True).encode())
-            for k, v in sorted(self.state_dict().items()):
-                h.update(k.encode())
-                h.update(v.detach().cpu().to(torch.float32 if v.is_floating_point() else torch.int64).numpy()
-                         .tobytes())
-            self._id = h.digest()[:4]
+            self._id = zoo.digest(config=asdict(self.config), tensors=self.state_dict(), ints="int64")
         return self._id
 
     def save(self, path: str | os.PathLike, card: dict | None = None) -> None:
         """Weights-only safetensors: transforms in float16, h_s and priors in float32, tables as integers."""
-        from safetensors.torch import save_file
-
         self.update_tables()
-        sd = {}
-        for k, v in self.state_dict().items():
-            keep32 = k.startswith(("h_s.", "z_loc", "z_log_scale")) or not v.is_floating_point()
-            sd[k] = (v if keep32 else v.half()).contiguous()
-        save_file(sd, str(path), metadata={"config": json.dumps(asdict(self.config)), "card": json.dumps(card or {})})
-        # hold exactly what was stored, so files written from this object decode with the saved weights
+        sd = zoo.stored(self.state_dict(), keep32=("h_s.", "z_loc", "z_log_scale"))
+        # hold exactly what is stored, so files written from this object decode with the saved weights
         self.load_state_dict({k: v.to(self.state_dict()[k].dtype) for k, v in sd.items()})
         self._id = None
+        zoo.save(path, sd, asdict(self.config), card, model_id=self.model_id.hex())  # the id: found without torch
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> EnhanceModel:
-        from safetensors import safe_open
-        from safetensors.torch import load_file
-
-        with safe_open(str(path), "pt") as f:
-            meta = f.metadata() or {}
-        if "config" not in meta:
-            raise ValueError(f"{path}: no enhancement-layer config in the safetensors metadata")
-        model = cls(EnhanceConfig(**json.loads(meta["config"])))
-        sd = load_file(str(path))
-        model.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in sd.items()})
+        sd, config = zoo.load(path, "enhancement-layer")
+        model = cls(EnhanceConfig(**config))
+        model.load_state_dict(sd)
         return model.eval()
 
     # ---- real bitstreams
@@ -364,22 +346,19 @@ class EnhanceModel(nn.Module):
 
 def shipped() -> list[str]:
     """Names of the enhancement models inside the package (``weights/enhance-NAME.safetensors``)."""
-    from .registry import WEIGHTS_DIR
-
-    return sorted(f.stem.removeprefix("enhance-") for f in WEIGHTS_DIR.glob("enhance-*.safetensors"))
+    return zoo.names("enhance")
 
 
 def load(name_or_path: str | None) -> EnhanceModel:
     """A shipped enhancement model by name, a path, or (None) the first shipped one."""
     from .errors import DsslicInputError
-    from .registry import weights_file
 
     if name_or_path is None:
         if not shipped():
             raise DsslicInputError("no learned enhancement model is installed; pass --enhance WEIGHTS.safetensors "
                                    "(train one with `dsslic train-enhance`)")
         name_or_path = shipped()[0]
-    p = weights_file(name_or_path, prefix="enhance-")  # a name is shipped; only X.safetensors or a/b is a path
+    p = zoo.find(name_or_path, "enhance")  # a name is shipped; only X.safetensors or a/b is a path
     if p is not None:
         return EnhanceModel.load(p)
     raise DsslicInputError(f"unknown enhancement model {name_or_path!r}; shipped: {', '.join(shipped()) or 'none'} "
@@ -388,7 +367,8 @@ def load(name_or_path: str | None) -> EnhanceModel:
 
 def for_id(model_id: bytes) -> EnhanceModel:
     """The shipped enhancement model with this id (the one a file names), or a format error."""
-    for name in shipped():
+    found = zoo.name_for_id(model_id, "enhance")  # files written before save() stored the id are loaded to compare
+    for name in [found] if found else [n for n in shipped() if n not in zoo.ids("enhance").values()]:
         m = load(name)
         if m.model_id == model_id:
             return m

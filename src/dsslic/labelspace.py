@@ -11,17 +11,18 @@ person, animal, vehicle or other): training then asks that the probability of th
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
+
+from .zoo import digest
 
 IGNORE = 255  # source label meaning "unknown / void"
 
 
 def label_space_id(class_names: list[str] | tuple[str, ...]) -> bytes:
     """4 bytes naming a label space: the first bytes of the SHA-256 of its class names, one per line."""
-    return hashlib.sha256("\n".join(class_names).encode()).digest()[:4]
+    return digest("\n".join(class_names))
 
 
 def default_palette(n: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""DSSLIC models: the pair (compact-image predictor, RecNet), found by name in a registry.
+"""DSSLIC models: the pair (compact-image predictor, RecNet), found by name, path or id in the weights index (zoo).
 
 Every model works on float images in [0, 1] of shape (B, 3, H, W) with H and W multiples of
 ``alpha``, and label maps of shape (B, H, W):
@@ -14,8 +14,6 @@ loaded from a safetensors file whose metadata carries its configuration.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from dataclasses import asdict, dataclass
 
@@ -23,10 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import zoo
 from .compnet import CompNet
 from .errors import DsslicInputError
 from .finenet import FineNet, LeanFineNet, RecNet, upsample
-from .registry import available, weights_file  # the torch-free part of the registry
+from .zoo import available  # models.available(): the models this installation can load
 
 
 class DsslicModel(nn.Module):
@@ -53,7 +52,7 @@ class DsslicModel(nn.Module):
     @property
     def model_id(self) -> bytes:
         """4 bytes stored in every file: a decoder with another model refuses the file."""
-        return hashlib.sha256(self.name.encode()).digest()[:4]
+        return zoo.digest(self.name)
 
 
 class PlainModel(DsslicModel):
@@ -79,7 +78,7 @@ class PlainModel(DsslicModel):
 
     @property
     def model_id(self) -> bytes:
-        return hashlib.sha256(f"{self.name}:{self.up_mode}:{self.alpha}:{self.revision}".encode()).digest()[:4]
+        return zoo.digest(self.name, self.up_mode, self.alpha, self.revision)  # zoo.PLAIN_ID for the defaults
 
 
 @dataclass
@@ -139,45 +138,30 @@ class LearnedModel(DsslicModel):
             conf = asdict(self.config)
             if conf["arch"] == "finenet":  # fields added later hash only when set, so older models keep their ids
                 del conf["arch"]
-            h = hashlib.sha256(json.dumps(conf, sort_keys=True).encode())
-            for k, v in sorted(self.state_dict().items()):
-                h.update(k.encode())
-                h.update(v.detach().to(torch.float32).cpu().numpy().tobytes())
-            self._id = h.digest()[:4]
+            self._id = zoo.digest(config=conf, tensors=self.state_dict())
         return self._id
 
     def save(self, path: str | os.PathLike, card: dict | None = None, half: bool = True) -> None:
         """Weights-only safetensors export (float16 by default: half the bytes, ~no loss)."""
-        from safetensors.torch import save_file
-
-        sd = {k: (v.half() if half and v.is_floating_point() else v).contiguous() for k, v in self.state_dict().items()}
+        sd = zoo.stored(self.state_dict(), half)
         # hold exactly what is stored, so files written from this object decode with the saved weights
         self.load_state_dict({k: v.to(self.state_dict()[k].dtype) for k, v in sd.items()})
         self._id = None
-        meta = {"config": json.dumps(asdict(self.config)), "card": json.dumps(card or {}),
-                "model_id": self.model_id.hex()}  # read by registry without torch
-        save_file(sd, str(path), metadata=meta)
+        zoo.save(path, sd, asdict(self.config), card, model_id=self.model_id.hex())  # the id: found without torch
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "LearnedModel":
-        from safetensors import safe_open
-        from safetensors.torch import load_file
-
-        with safe_open(str(path), "pt") as f:
-            meta = f.metadata() or {}
-        if "config" not in meta:
-            raise ValueError(f"{path}: no dsslic config in the safetensors metadata")
-        model = cls(LearnedConfig(**json.loads(meta["config"])))
-        sd = {k: v.float() for k, v in load_file(str(path)).items()}
+        sd, config = zoo.load(path, "dsslic")
+        model = cls(LearnedConfig(**config))
         model.load_state_dict(sd)
         return model.eval()
 
 
 def load(name: str) -> DsslicModel:
-    """A model by registry name, or from a path to a ``.safetensors`` file."""
+    """A model by name (``plain`` or shipped), or from a path to a ``.safetensors`` file."""
     if name == "plain":
         return PlainModel().eval()
-    path = weights_file(name)  # a name is a shipped model; only NAME.safetensors or a/b is a path
+    path = zoo.find(name)  # a name is a shipped model; only NAME.safetensors or a/b is a path
     if path is not None:
         return LearnedModel.load(path)
     raise DsslicInputError(f"unknown model {name!r}; available: {', '.join(available())} (or a .safetensors path)")

@@ -293,7 +293,7 @@ def eval_page(report_dir: Path) -> str:
 def images_page(inputs: list[str], codec_args: dict, fmt: str = "png", max_side: int | None = None,
                 command: str | None = None) -> str:
     """The page for images (compressed here) and ``.dsslic`` files (decoded here)."""
-    from . import registry, segnet
+    from . import segnet, zoo
     from .codec import Codec
     from .imageio import load_image
 
@@ -315,7 +315,7 @@ def images_page(inputs: list[str], codec_args: dict, fmt: str = "png", max_side:
             from . import bitstream
 
             mid = bitstream.parse(raw).model_id
-            model = codec_args.get("model") or registry.name_for_id(mid)
+            model = codec_args.get("model") or zoo.name_for_id(mid)
             if model is None:
                 raise DsslicInputError(f"{path}: made with model id {mid.hex()}, which this installation does not "
                                        "have; pass --model PATH.safetensors")

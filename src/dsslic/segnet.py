@@ -12,7 +12,6 @@ CamVid by ``dsslic train-segnet``) and adapters for models users already have on
 
 from __future__ import annotations
 
-import hashlib
 import os
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -22,10 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import labelspace
+from . import labelspace, zoo
 from .errors import DsslicInputError
 from .labelspace import colorize, default_palette, label_space_id  # noqa: F401  (re-exported)
-from .registry import WEIGHTS_DIR, weights_file
 
 
 class Segmenter(ABC):
@@ -58,11 +56,8 @@ class Segmenter(ABC):
         net = getattr(self, "net", None) or getattr(self, "model", None)
         if net is None or not hasattr(net, "state_dict"):
             return self.name
-        h = hashlib.sha256()
-        for k, v in net.state_dict().items():
-            h.update(k.encode())
-            h.update(v.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-        return f"{self.name}:{h.hexdigest()[:12]}"
+        h = zoo.digest(tensors=net.state_dict(), floats=None, ints=None, sort=False, size=6)  # bytes as held
+        return f"{self.name}:{h.hex()}"
 
     @abstractmethod
     def segment(self, image: np.ndarray) -> np.ndarray:
@@ -195,17 +190,10 @@ class NetSegmenter(Segmenter):
 
     @classmethod
     def load(cls, path: str | os.PathLike, **kw) -> "NetSegmenter":
-        import json
-
-        from safetensors import safe_open
-        from safetensors.torch import load_file
-
-        with safe_open(str(path), "pt") as f:
-            meta = f.metadata() or {}
-        cfg = json.loads(meta.get("config", "{}"))
+        sd, cfg = zoo.load(path)
         names = cfg.get("class_names") or CAMVID11
         net = SegNetLite(len(names), cfg.get("width", 32))
-        net.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
+        net.load_state_dict(sd)
         pal = np.array(cfg["palette"], np.uint8) if "palette" in cfg else None
         return cls(cfg.get("name", Path(path).stem), net, names, pal, cfg.get("work_size", 480), **kw)
 
@@ -299,12 +287,11 @@ _SEGMENTERS = {"none": NoSegmenter}
 def default_name() -> str:
     """The segmenter for general photos when it ships (``photo``), else ``none``: the base layer of every file
     that a label-free model writes, and the default of ``dsslic segment``."""
-    return "photo" if (WEIGHTS_DIR / "photo.seg.safetensors").is_file() else "none"
+    return "photo" if zoo.find("photo", "segmenter") else "none"
 
 
 def available() -> list[str]:
-    shipped = sorted(p.name[: -len(".seg.safetensors")] for p in WEIGHTS_DIR.glob("*.seg.safetensors"))
-    return ["none", *shipped]
+    return zoo.available("segmenter")
 
 
 def get(name: str, device: str = "cpu") -> Segmenter:
@@ -319,7 +306,7 @@ def get(name: str, device: str = "cpu") -> Segmenter:
         return HFSegmenter(arg, device=device)
     if kind == "torchvision" and arg:
         return TorchvisionSegmenter(arg, device=device)
-    path = weights_file(name, suffix=".seg.safetensors")  # a name is shipped; only X.safetensors or a/b is a path
+    path = zoo.find(name, "segmenter")  # a name is shipped; only X.safetensors or a/b is a path
     if path is not None:
         return NetSegmenter.load(path, device=device)
     raise DsslicInputError(

@@ -161,10 +161,10 @@ class SegTrainer:
         self.step = 0
         self.out = Path(cfg.out)
         if init is not None:  # start from exported weights (e.g. a shipped segmenter), with a fresh optimiser
-            from safetensors.torch import load_file
+            from . import zoo
 
             try:
-                self.net.load_state_dict({k: v.float() for k, v in load_file(init).items()})
+                self.net.load_state_dict(zoo.load(init)[0])
             except (OSError, RuntimeError, ValueError) as e:
                 raise ValueError(f"--init {init}: not weights of this network (a width-{cfg.width} SegNetLite with "
                                  f"{self.space.num_labels} classes: {type(e).__name__})") from None
@@ -194,13 +194,12 @@ class SegTrainer:
                                    "elapsed_s": self.clock()})
 
     def export(self, name: str = "camvid11", card: dict | None = None) -> Path:
-        from safetensors.torch import save_file
+        from . import zoo
 
         cfg = {"name": name, "class_names": list(self.space.class_names), "width": self.cfg.width,
                "work_size": self.cfg.work_size, "palette": self.space.palette.tolist()}
-        sd = {k: (v.half() if v.is_floating_point() else v).contiguous().cpu() for k, v in self.net.state_dict().items()}
         path = self.out / f"{name}.seg.safetensors"
-        save_file(sd, str(path), metadata={"config": json.dumps(cfg), "card": json.dumps(card or {})})
+        zoo.save(path, zoo.stored(self.net.state_dict()), cfg, card)
         return path
 
     def fit(self, imgs, labs, progress: bool = True) -> None:
@@ -277,9 +276,9 @@ def cmd_train_segnet(a) -> int:
         raise DsslicInputError(str(e)) from None
     init = None
     if a.init:
-        from .registry import weights_file
+        from . import zoo
 
-        if (found := weights_file(a.init, suffix=".seg.safetensors")) is None:
+        if (found := zoo.find(a.init, "segmenter")) is None:
             raise DsslicInputError(f"--init {a.init}: no such segmenter weights")
         init = str(found)
     try:
