@@ -137,3 +137,50 @@ def test_same_numbers_whatever_the_thread_count_and_no_torch(tmp_path) -> None:
                            timeout=120, check=True)
         outs.add(p.stdout.strip())
     assert len(outs) == 1 and outs.pop().endswith("False")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The codec runs a lean model in numpy, on both sides of a file.
+
+def test_codec_runs_lean_models_in_numpy(tmp_path) -> None:
+    from dsslic.codec import Codec
+
+    path = _lean(tmp_path, "bicubic")
+    x = synthetic(70, 90, seed=5)
+    by_path = Codec(str(path), segmenter="none")
+    by_object = Codec(LearnedModel.load(path), segmenter="none", tile=64, overlap=128)  # converted; in tiles
+    assert isinstance(by_path.model, npnet.LeanRecNet) and by_path.device is None
+    assert isinstance(by_object.model, npnet.LeanRecNet)
+    res = by_path.encode(x, quality=30, verify=True)  # the decoder's x~ is the encoder's
+    assert by_object.encode(x, quality=30).data == res.data
+    assert np.array_equal(Codec(str(path)).decode(res.data), by_object.decode(res.data))
+
+
+_CLI = ("import sys; from dsslic.cli import main; rc = main(sys.argv[1:]); "
+        "print('TORCH' if 'torch' in sys.modules else 'NOTORCH', file=sys.stderr); sys.exit(rc)")
+
+
+def _cli(*args: str, threads: str = "1") -> bool:
+    """Run the CLI in a fresh interpreter with that many BLAS threads; whether it imported torch."""
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads}
+    p = subprocess.run([sys.executable, "-c", _CLI, *args], capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 0, p.stderr
+    return p.stderr.strip().splitlines()[-1] == "TORCH"
+
+
+def test_lean_cli_round_trip_is_torch_free_and_thread_independent(tmp_path) -> None:
+    from PIL import Image
+
+    from dsslic.codec import Codec
+
+    path = _lean(tmp_path, "bicubic")
+    Image.fromarray(synthetic(64, 96, seed=6)).save(tmp_path / "x.png")
+    f = tmp_path / "x.dsslic"
+    assert not _cli("compress", str(tmp_path / "x.png"), "-o", str(f), "--model", str(path), "--quiet")
+    outs = []
+    for n in ("1", "2"):
+        out = tmp_path / f"y{n}.png"
+        assert not _cli("decompress", str(f), "-o", str(out), "--model", str(path), threads=n)
+        outs.append(np.asarray(Image.open(out)))
+    assert np.array_equal(outs[0], outs[1])
+    assert np.array_equal(outs[0], Codec(str(path)).decode(f.read_bytes()))

@@ -255,6 +255,30 @@ def supports(config: Mapping) -> bool:
             and not config.get("num_labels", 0) and config.get("alpha", 8) == 8)
 
 
+def model_for(model: object) -> LeanRecNet | None:
+    """The numpy runtime of a lean model given by name, path or as a torch ``LearnedModel``; None for any other
+    model (those run in torch). A lean model always runs here, so that both sides of a file compute the same x'."""
+    if isinstance(model, LeanRecNet):
+        return model
+    if isinstance(model, str):
+        from . import zoo
+
+        path = zoo.find(model)
+        try:
+            from safetensors import safe_open
+
+            with safe_open(str(path), "np") as f:
+                config = json.loads((f.metadata() or {}).get("config", "{}"))
+        except Exception:  # no such file, not safetensors, no JSON config: torch's loader says what is wrong
+            return None
+        return LeanRecNet.load(path) if supports(config) else None
+    config = getattr(model, "config", None)
+    if config is None or not supports(vars(config)):
+        return None
+    tensors = {k: v.detach().cpu().float().numpy() for k, v in model.state_dict().items()}  # type: ignore[attr-defined]
+    return LeanRecNet(tensors, vars(config), model.model_id)  # type: ignore[attr-defined]
+
+
 # ------------------------------------------------------------------------------------------------ SegNetLite
 class SegNetLite:
     """segnet.SegNetLite in numpy, BatchNorm folded into the convolutions: image in [0, 1] (3, H, W) -> logits."""
