@@ -11,6 +11,7 @@ HEVC decoding this file's residual in the same run (a reference that moves with 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import subprocess
@@ -102,12 +103,15 @@ def main() -> None:
 
             Image.fromarray(x).save(src)
         model = ["--model", a.model] if a.model else []
+        c0 = os.times()
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-m", "dsslic.cli", "compress", "--quiet", src, "-o", mid, "--qp", str(a.qp), *model],
                        check=True)
         t_cli_enc = time.perf_counter() - t0
         subprocess.run([sys.executable, "-m", "dsslic.cli", "decompress", mid, "-o", dst, *model], check=True)
         t_cli = time.perf_counter() - t0
+        c1 = os.times()
+        cpu_cli = c1.children_user + c1.children_system - c0.children_user - c0.children_system
 
     runtime = "torch" if codec.device is not None else "numpy runtime"
     dev = torch.cuda.get_device_name() if cuda else f"{platform.processor() or platform.machine()}, {runtime}, {torch.get_num_threads()} torch threads"
@@ -118,7 +122,8 @@ def main() -> None:
         print(f"| {step} | {stage} | {t:.3f} | {t / t_dr:.2f} |")
     print(f"\nstart-up (python + a ready Codec for {a.model or 'plain'}, {runtime}): {t_import:.2f} s")
     print(f"CLI round trip (dsslic compress then decompress, one image, start-up included): {t_cli:.2f} s "
-          f"(compress {t_cli_enc:.2f} s)")
+          f"(compress {t_cli_enc:.2f} s); CPU time of the two processes {cpu_cli:.2f} s (load average "
+          f"{os.getloadavg()[0]:.1f}: on a busy machine the wall time waits for the CPU)")
 
 
 if __name__ == "__main__":
