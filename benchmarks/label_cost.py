@@ -72,11 +72,11 @@ def stored(lab: np.ndarray, f: int) -> np.ndarray:
 def segmenter_cost(a) -> str:
     from tqdm import tqdm
 
-    from dsslic import segnet
+    from dsslic import segmenters
     from dsslic.codec import AUTO_SEG_FACTORS, LABEL_BUDGET_BPP, seg_layer
     from dsslic.imageio import IMAGE_EXTS
 
-    seg = segnet.get(a.segmenter)
+    seg = segmenters.get(a.segmenter)
     files = sorted(p for p in Path(a.images).iterdir() if p.suffix.lower() in IMAGE_EXTS)
     factors = [int(v) for v in a.factors.split(",")]
     rows = {f: {"bpp": [], "jxl": [], "own": [], "won": 0, "kept": []} for f in factors}

@@ -11,7 +11,7 @@ The images are compressed with the default settings (and ``--segmenter``), index
 * ``--like FILE --top 10`` for every file against the similarity of the ground-truth maps (the same 4x4
   layout similarity, computed on the labelled pixels): nDCG@10, beside that of a random ranking.
 ``--label-map-from-gt SOURCE`` names how ground-truth ids map into the segmenter's label space (a source of
-``dsslic.labelspace.SOURCES``: camvid, stanford, msrc); a ground-truth class that is one of several target
+``dsslic.segmenters.labelspace.SOURCES``: camvid, stanford, msrc); a ground-truth class that is one of several target
 classes (Stanford's "foreground") is scored as the union of those classes.
 """
 
@@ -27,8 +27,8 @@ import numpy as np
 from PIL import Image
 
 import dsslic
-from dsslic import labelspace
 from dsslic import semantic_search as ss
+from dsslic.segmenters import labelspace
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMVID = ROOT / ".." / "shared" / "data" / "camvid"
@@ -75,12 +75,12 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "dsslic-search-quality")
     a = ap.parse_args()
 
-    from dsslic import segnet
+    from dsslic import segmenters
     from dsslic.codec import Codec
 
-    seg = segnet.get(a.segmenter)
+    seg = segmenters.get(a.segmenter)
     space = labelspace.by_id(seg.id)
-    assert space is not None, "the segmenter's label space is not in dsslic.labelspace"
+    assert space is not None, "the segmenter's label space is not in dsslic.segmenters.labelspace"
     lut, classes = gt_classes(space, a.source)
     items = pairs(a.images, a.labels, a.split, a.limit)
     work = a.work / f"{a.images.resolve().name}-{seg.fingerprint.replace(':', '-')}"

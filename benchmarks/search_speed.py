@@ -27,7 +27,7 @@ import numpy as np
 
 from dsslic import bitstream
 from dsslic import semantic_search as ss
-from dsslic.labelspace import CAMVID11
+from dsslic.segmenters.labelspace import CAMVID11
 
 ROOT = Path(__file__).resolve().parents[1]
 KODAK = ROOT / ".." / "shared" / "data" / "kodak"

@@ -8,7 +8,7 @@
 
 mIoU is the mean over the classes of the IoU accumulated over all images (void pixels ignored), as the
 CamVid literature reports it. With ``--source S`` the ground truth is in dataset S's own classes
-(``dsslic.labelspace.SOURCES``): when every class of the segmenter maps to exactly one class of S (Stanford:
+(``dsslic.segmenters.labelspace.SOURCES``): when every class of the segmenter maps to exactly one class of S (Stanford:
 person/animal/vehicle/other are all "foreground") predictions are scored in S's classes, otherwise the
 ground truth is mapped into the segmenter's space and its classes present are scored. ``--split`` keeps only
 the images of its "test" list for S. Speed: median time to segment a 768x512 image on this machine.
@@ -30,8 +30,10 @@ from _report import emit
 from PIL import Image
 from tqdm import tqdm
 
-from dsslic import labelspace, segnet
-from dsslic.segtrain import confusion, scores
+from dsslic import segmenters
+from dsslic.segmenters import labelspace
+from dsslic.segmenters.segnetlite import NetSegmenter
+from dsslic.training.segnet import confusion, scores
 
 ROOT = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "camvid"
 
@@ -61,8 +63,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out")
     a = ap.parse_args()
-    seg = segnet.get(a.segmenter, device=a.device)
-    if isinstance(seg, segnet.NetSegmenter):
+    seg = segmenters.get(a.segmenter, device=a.device)
+    if isinstance(seg, NetSegmenter):
         seg.flip = a.flip
         if a.work_size:
             seg.work_size = a.work_size

@@ -40,10 +40,10 @@ def uniform_file(w: int, h: int, residual: str = "none", model: str = "plain") -
     c8 = np.full((-(-h // m.alpha), -(-w // m.alpha), 3), 128, np.uint8)
     res = None
     if residual != "none":
-        rc = codecs.get(codecs.RESIDUAL_CODECS.get(residual, residual))
+        rc = codecs.get(bitstream.RESIDUAL_CODECS.get(residual, residual))
         q = rc.quality_range[0] if rc.higher_is_better else rc.quality_range[1]  # the coarsest: smallest file
         res = (rc.name, rc.encode(np.full((h, w, 3), 128, np.uint8), q))
-    return dsslic_file(w, h, const(0), ("jxl", codecs.JxlCodec(effort=1).encode(c8)), res,
+    return dsslic_file(w, h, const(0), ("jxl", codecs.jxl.JxlCodec(effort=1).encode(c8)), res,
                        num_labels=m.num_labels, model_id=m.model_id, alpha=m.alpha)
 
 
@@ -146,7 +146,7 @@ def all_attacks() -> dict[str, bytes]:
 def seed_files() -> list[bytes]:
     """Real files, small: each residual codec, a label map coded as JPEG XL, a 16-bit one, a seg_factor."""
     from dsslic.codec import Codec
-    from dsslic.segnet import FileSegmenter
+    from dsslic.segmenters import FileSegmenter
 
     rng = np.random.default_rng(0)
     codec = Codec("plain")
@@ -163,7 +163,7 @@ def seed_files() -> list[bytes]:
 
 def _rebox_jxl(rnd, p: bytes) -> bytes:
     """A JPEG XL codestream (bare or in a jxlc box) re-wrapped into 2-4 jxlp boxes cut at random places."""
-    from dsslic.codecs import _jxl_codestream_start
+    from dsslic.codecs.jxl import _jxl_codestream_start
 
     try:
         cs = _jxl_codestream_start(p, len(p))

@@ -34,7 +34,7 @@ import attacks  # noqa: E402
 from dsslic import bitstream  # noqa: E402
 from dsslic.codec import Codec  # noqa: E402
 from dsslic.errors import DsslicFormatError  # noqa: E402
-from dsslic.segnet import FileSegmenter  # noqa: E402
+from dsslic.segmenters import FileSegmenter  # noqa: E402
 
 
 def seeds(codec: Codec) -> list[bytes]:

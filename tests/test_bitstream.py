@@ -142,12 +142,12 @@ def test_residual_range_inverted(codec, encoded):
 
 
 def test_jxl_size_header():
-    jxl = codecs.JxlCodec(effort=1)  # the size header is written the same at every effort (9 takes 25 s here)
+    jxl = codecs.jxl.JxlCodec(effort=1)  # the size header is written the same at every effort (9 takes 25 s here)
     for h, w in [(1, 1), (8, 16), (37, 1000), (512, 768), (768, 512), (3000, 4000)]:
         data = jxl.encode(np.zeros((h, w), np.uint8) + 3)
-        assert codecs.jxl_size(data) == (w, h)
+        assert codecs.jxl.jxl_size(data) == (w, h)
         deep = jxl.encode(np.zeros((h, w), np.uint16) + 300)  # 16 bit: inside the ISO container
-        assert codecs.jxl_size(deep) == (w, h)
+        assert codecs.jxl.jxl_size(deep) == (w, h)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -197,3 +197,34 @@ def test_fuzz_header_fields_with_valid_crc(codec, encoded, fields):
     except DsslicFormatError:
         return
     assert out.shape == (h, w, 3)
+
+
+def test_one_list_of_residual_codecs():
+    """What the encoder offers comes from the format's one list, and that list still admits every codec a residual
+    layer has been allowed (files stay readable)."""
+    assert bitstream.LAYER_CODECS[2] == set(bitstream.RESIDUAL_LAYER) == {
+        "hevc", "hevc-rgb", "hevc420", "avif", "jxl-lossy", "webp", "jpeg2000", "jpeg", "jxl", "png", "learned"}
+    assert list(bitstream.RESIDUAL_CODECS) == ["hevc", "avif", "jxl", "webp", "jpeg2000", "learned"]
+    assert all(bitstream.RESIDUAL_LAYER[name] == choice for choice, name in bitstream.RESIDUAL_CODECS.items())
+    for name in bitstream.RESIDUAL_LAYER:
+        codecs.get(name)  # registered
+
+
+def test_a_codec_id_or_name_registers_once():
+    class Twin(codecs.LayerCodec):
+        name, id = "hevc-twin", codecs.get("hevc").id
+
+    with pytest.raises(ValueError, match="already registered"):
+        codecs.register(Twin)
+    assert codecs.by_id(Twin.id).name == "hevc"
+
+
+def test_every_codec_module_is_imported_by_the_package():
+    """A codec is a module plus its name in codecs/__init__.py's import line: each module registers something."""
+    import sys
+    from pathlib import Path
+
+    mods = sorted(p.stem for p in Path(codecs.__file__).parent.glob("*.py") if p.stem not in ("__init__", "base"))
+    assert all(f"dsslic.codecs.{m}" in sys.modules for m in mods)
+    registered = {type(codecs.get(n)).__module__ for n in codecs.names()}
+    assert registered == {f"dsslic.codecs.{m}" for m in mods}

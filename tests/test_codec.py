@@ -33,8 +33,9 @@ def test_layers(codec, img, encoded):
     full, coarse, seg = (codec.decode(encoded, k) for k in ("full", "coarse", "seg"))
     assert full.shape == coarse.shape == seg.shape == img.shape
     assert psnr(img, full) > psnr(img, coarse) + 5  # the residual layer does its job
-    from dsslic import bitstream, labelspace
+    from dsslic import bitstream
     from dsslic import codec as codec_mod
+    from dsslic.segmenters import labelspace
 
     hd = bitstream.parse(encoded)
     s = codec_mod.decode_layers(hd, "seg").s  # the map, rendered in the palette of the file's label space
@@ -117,7 +118,7 @@ def test_learned_model_any_weights_round_trip(tmp_path):
     path = tmp_path / "tiny.safetensors"
     m.save(path)
     loaded = LearnedModel.load(path)
-    from dsslic.segnet import FileSegmenter
+    from dsslic.segmenters import FileSegmenter
 
     x = synthetic(40, 56, seed=9)
     labels = (np.arange(40 * 56).reshape(40, 56) // 700 % 3).astype(np.uint8)

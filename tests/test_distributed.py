@@ -141,11 +141,12 @@ def test_cli_refuses_bad_engine_options(folder, tmp_path, capsys):
 
 def test_index_on_workers_equals_serial(scheduler, tmp_path):
     """dsslic index --scheduler: the reads run on Dask workers, the index (and its answers) equal a serial run's."""
-    from dsslic import bitstream, codecs, labelspace
+    from dsslic import bitstream, codecs
     from dsslic import semantic_search as search
     from dsslic.bitstream import Header, Layer, LayerKind
     from dsslic.cli import main
     from dsslic.distributed import ordered_map
+    from dsslic.segmenters import labelspace
 
     d = tmp_path / "files"
     d.mkdir()

@@ -117,7 +117,7 @@ def test_codec_learned_residual_bits_are_bytes(model, weights, tmp_path):
 def test_training_lowers_the_loss(tmp_path):
     from PIL import Image
 
-    from dsslic.enhancetrain import EnhanceTrainConfig, EnhanceTrainer
+    from dsslic.training.enhance import EnhanceTrainConfig, EnhanceTrainer
 
     d = tmp_path / "imgs"
     d.mkdir()

@@ -126,7 +126,7 @@ def test_psnr_per_class_by_hand():
 def test_per_class_uses_the_dsslic_files_map_for_every_codec(tmp_path, monkeypatch):
     from dsslic.codec import Codec
     from dsslic.evaluation import sweep
-    from dsslic.segnet import FileSegmenter
+    from dsslic.segmenters import FileSegmenter
 
     data = tmp_path / "imgs"
     data.mkdir()

@@ -40,7 +40,7 @@ def test_inputs_intact() -> None:
 
 def test_every_codec_the_encoder_writes_has_a_golden_file() -> None:
     from dsslic import codecs
-    from dsslic.codecs import RESIDUAL_CODECS
+    from dsslic.bitstream import RESIDUAL_CODECS
 
     pinned = {e["settings"]["residual"] for e in EXPECTED["files"].values()}
     assert set(RESIDUAL_CODECS) <= pinned and "none" in pinned

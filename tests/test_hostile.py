@@ -31,7 +31,7 @@ def _refused(data: bytes, match: str, max_pixels: int | None = bitstream.DEFAULT
 # ---- 1. JPEG XL split into jxlp boxes
 def test_jxl_size_joins_jxlp_boxes():
     data = attacks.jxlp_split(2048)
-    assert codecs.jxl_size(data) == (2048, 2048)  # what libjxl reads, not the next box's header bytes
+    assert codecs.jxl.jxl_size(data) == (2048, 2048)  # what libjxl reads, not the next box's header bytes
     assert codecs.get("jxl").decode(data, (2048, 2048)).shape == (2048, 2048)
 
 
@@ -95,7 +95,7 @@ def test_hevc_many_pictures_refused_before_decoding(monkeypatch):
 # ---- 4. animated JPEG XL
 def test_animated_jxl_refused_from_its_header():
     data = attacks.animated_jxl(16, 64)
-    assert codecs.jxl_header(data).animated
+    assert codecs.jxl.jxl_header(data).animated
     _refused(attacks.dsslic_file(64, 64, ("jxl", data)), "animation")
 
 
@@ -108,7 +108,7 @@ def test_every_layer_dtype_checked(monkeypatch):
     """Whatever a codec returns, a label map is uint8/uint16 and an image layer uint8 of the header's shape."""
     good = attacks.dsslic_file(16, 16, attacks.const(0))
     for bad in (np.full((2, 2), np.nan, np.float32), np.zeros((2, 2), np.int64)):
-        monkeypatch.setattr(codecs.ConstCodec, "decode", lambda self, d, shape, bad=bad: np.resize(bad, shape))
+        monkeypatch.setattr(codecs.labelmap.ConstCodec, "decode", lambda self, d, shape, bad=bad: np.resize(bad, shape))
         _refused(good, "layer decodes to")
 
 

@@ -98,3 +98,19 @@ def test_the_checker_sees_imports_and_cycles(tmp_path) -> None:
     assert g["dsslic.sub.c"] == {"dsslic.errors", "dsslic.a"}  # TYPE_CHECKING skipped, its else kept
     assert find_cycle(g) == ["dsslic.a", "dsslic.b", "dsslic.sub.c", "dsslic.a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_the_packages_are_checked_and_light_where_they_must_be() -> None:
+    """The subpackages are in the graph, and what ``dsslic info``, ``--layers seg`` and ``index`` use (the codec
+    registry, the segmenter dispatcher and ``none``/``file``, the label spaces) imports no torch."""
+    import subprocess
+    import sys
+
+    g = import_graph()
+    assert {"dsslic.codecs.base", "dsslic.codecs.hevc"} <= g["dsslic.codecs"]
+    assert "dsslic.codecs.base" in g["dsslic.codecs.pillow"] and "dsslic.segmenters.base" in g["dsslic.segmenters"]
+    assert {"dsslic.training.data", "dsslic.training.loop"} <= g["dsslic.training.recnet"]
+    code = ("import sys; from dsslic import bitstream, codecs, segmenters; from dsslic.segmenters import labelspace; "
+            "segmenters.get('none'); codecs.get('hevc'); labelspace.by_name('photo').palette; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -9,8 +9,9 @@ import pytest
 from conftest import synthetic
 from PIL import Image
 
-from dsslic import Codec, bitstream, labelspace, segnet
+from dsslic import Codec, bitstream, segmenters
 from dsslic.cli import main
+from dsslic.segmenters import labelspace
 
 
 @pytest.fixture()
@@ -61,7 +62,7 @@ def test_label_map_in_a_label_space_round_trips_and_renders_in_its_palette(tmp_p
 
 def test_unknown_label_space_still_decodes_and_warns():
     lab = (np.arange(40 * 48).reshape(40, 48) // 200 % 5).astype(np.uint8)
-    seg = segnet.FileSegmenter(lab, class_names=[f"mine{i}" for i in range(5)])  # a space this install lacks
+    seg = segmenters.FileSegmenter(lab, class_names=[f"mine{i}" for i in range(5)])  # a space this install lacks
     assert labelspace.by_id(seg.id) is None
     cd = Codec("plain", segmenter=seg)
     data = cd.compress(synthetic(40, 48), residual="none")

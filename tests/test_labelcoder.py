@@ -72,7 +72,7 @@ class _RegionSegmenter:
 
     @property
     def id(self):
-        from dsslic import labelspace
+        from dsslic.segmenters import labelspace
 
         return labelspace.PHOTO.id
 

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from dsslic import labelspace as ls
+from dsslic.segmenters import labelspace as ls
 
 
 def test_ids_resolve_and_are_distinct():
@@ -51,5 +51,14 @@ def test_colorize_uses_the_palette_and_falls_back():
 
 
 def test_labelspace_does_not_import_torch():
-    code = "import sys, dsslic.labelspace; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, dsslic.segmenters.labelspace; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_every_label_space_module_is_registered():
+    """A label space is a data module plus its name in SPACES: a module left out of SPACES would be silently unknown."""
+    from pathlib import Path
+
+    modules = sorted(p.stem for p in Path(ls.__file__).parent.glob("*.py") if p.stem != "__init__")
+    assert modules == sorted(ls.SPACES) == sorted(ls.names())
+    assert all(len(ls.by_name(n).palette) == ls.by_name(n).num_labels for n in ls.names())

@@ -46,7 +46,7 @@ def test_image_report_shows_decoded_layers_and_per_class_psnr(tmp_path, two_clas
     assert len(pics) == 6  # original, label map, c, x', residual, x~
     assert np.array_equal(pics[0], img)
     from dsslic.codec import Codec
-    from dsslic.segnet import FileSegmenter
+    from dsslic.segmenters import FileSegmenter
 
     codec = Codec("plain", segmenter=FileSegmenter(str(labels_png)))
     data = codec.compress(img, quality=30)

@@ -13,8 +13,8 @@ from conftest import synthetic
 from dsslic import DsslicFormatError, DsslicInputError, bitstream
 from dsslic.bitstream import LayerKind
 from dsslic.codec import Codec, psnr
-from dsslic.labelspace import CAMVID11
-from dsslic.segnet import FileSegmenter, NoSegmenter
+from dsslic.segmenters import FileSegmenter, NoSegmenter
+from dsslic.segmenters.labelspace import CAMVID11
 
 CAR = CAMVID11.class_names.index("car")
 

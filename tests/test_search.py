@@ -13,7 +13,7 @@ import pytest
 from dsslic import bitstream, codecs
 from dsslic import semantic_search as search
 from dsslic.bitstream import Header, Layer, LayerKind
-from dsslic.labelspace import CAMVID11
+from dsslic.segmenters.labelspace import CAMVID11
 
 SKY, ROAD, CAR, PED = (CAMVID11.class_names.index(n) for n in ("sky", "road", "car", "pedestrian"))
 
@@ -252,11 +252,11 @@ def test_like_with_an_image_segments_it(tmp_path):
     pytest.importorskip("torch")
     from conftest import synthetic
 
-    from dsslic import segnet
+    from dsslic import segmenters
     from dsslic.imageio import save_image
 
     img = synthetic(48, 64)
-    labels = segnet.get("camvid11").segment(img)
+    labels = segmenters.get("camvid11").segment(img)
     d = tmp_path / "d"
     d.mkdir()
     (d / "same.dsslic").write_bytes(dsslic_file(labels))

@@ -10,14 +10,16 @@ import torch
 from conftest import synthetic
 from PIL import Image
 
-from dsslic import segnet
+from dsslic import segmenters
 from dsslic.cli import main
 from dsslic.codec import Codec
 from dsslic.errors import DsslicInputError
-from dsslic.segtrain import SegTrainConfig, SegTrainer, batch_at, class_weights, confusion, load_pairs, scores
+from dsslic.segmenters.segnetlite import CAMVID11, NetSegmenter, SegNetLite
+from dsslic.training.data import load_pairs, seg_batch_at
+from dsslic.training.segnet import SegTrainConfig, SegTrainer, class_weights, confusion, scores
 
 
-def _contract(seg: segnet.Segmenter, img: np.ndarray) -> np.ndarray:
+def _contract(seg: segmenters.Segmenter, img: np.ndarray) -> np.ndarray:
     lab = seg.segment(img)
     assert lab.shape == img.shape[:2]
     assert lab.dtype in (np.uint8, np.uint16)
@@ -30,21 +32,21 @@ def _contract(seg: segnet.Segmenter, img: np.ndarray) -> np.ndarray:
 
 def test_none_and_file(tmp_path):
     img = synthetic(30, 50)
-    assert (_contract(segnet.get("none"), img) == 0).all()
+    assert (_contract(segmenters.get("none"), img) == 0).all()
     labels = (np.arange(30 * 50).reshape(30, 50) % 7).astype(np.uint8)
     p = tmp_path / "m.png"
     Image.fromarray(labels).save(p)
-    assert np.array_equal(_contract(segnet.get(f"file:{p}"), img), labels)
+    assert np.array_equal(_contract(segmenters.get(f"file:{p}"), img), labels)
     with pytest.raises(DsslicInputError, match="label map is"):
-        segnet.FileSegmenter(labels).segment(synthetic(31, 50))
+        segmenters.FileSegmenter(labels).segment(synthetic(31, 50))
     with pytest.raises(DsslicInputError, match="unknown segmenter"):
-        segnet.get("pspnet")
+        segmenters.get("pspnet")
 
 
 def test_file_labels_round_trip_through_bitstream():
     img = synthetic(40, 48)
     labels = (np.arange(40 * 48).reshape(40, 48) // 200 % 5).astype(np.uint8)
-    seg = segnet.FileSegmenter(labels)
+    seg = segmenters.FileSegmenter(labels)
     data = Codec("plain", segmenter=seg).compress(img)
     from dsslic import bitstream, codecs
 
@@ -58,7 +60,7 @@ def test_file_labels_round_trip_through_bitstream():
 
 def test_many_labels_uint16():
     labels = (np.arange(20 * 30).reshape(20, 30) % 300).astype(np.uint16)
-    seg = segnet.FileSegmenter(labels)
+    seg = segmenters.FileSegmenter(labels)
     data = Codec("plain", segmenter=seg).compress(synthetic(20, 30))
     from dsslic import info
 
@@ -79,7 +81,7 @@ def test_net_segmenter_export_load(tmp_path):
     w = class_weights(labs, 11)
     assert w.shape == (11,) and (w > 0).all()
     t = SegTrainer(cfg, w)
-    x, y = batch_at(0, cfg, imgs, labs)
+    x, y = seg_batch_at(0, cfg, imgs, labs)
     assert x.shape == (2, 3, 48, 48) and y.shape == (2, 48, 48)
     losses = [float(t.train_step(x, y)) for _ in range(6)]
     assert losses[-1] < losses[0]
@@ -90,10 +92,10 @@ def test_net_segmenter_export_load(tmp_path):
                if a.is_floating_point())  # --init starts from the exported weights
     with pytest.raises(ValueError, match="not weights of this network"):
         SegTrainer(SegTrainConfig(**{**cfg.__dict__, "out": str(tmp_path / "run3"), "width": 4}), w, init=str(path))
-    seg = segnet.NetSegmenter.load(path)
-    assert seg.class_names == segnet.CAMVID11 and seg.name == "tiny"
+    seg = NetSegmenter.load(path)
+    assert seg.class_names == CAMVID11 and seg.name == "tiny"
     _contract(seg, synthetic(100, 130))
-    _contract(segnet.get(str(path)), synthetic(33, 17))
+    _contract(segmenters.get(str(path)), synthetic(33, 17))
 
 
 def test_scores():
@@ -113,7 +115,7 @@ def test_hf_adapter_tiny_random(tmp_path):
                                        label2id={f"ade{i}": i for i in range(150)})
     torch.manual_seed(0)
     transformers.SegformerForSemanticSegmentation(cfg).save_pretrained(tmp_path / "segformer-tiny")
-    seg = segnet.get(f"hf:{tmp_path / 'segformer-tiny'}")
+    seg = segmenters.get(f"hf:{tmp_path / 'segformer-tiny'}")
     assert seg.num_labels == 150 and seg.class_names[3] == "ade3"
     img = synthetic(48, 64)
     lab = _contract(seg, img)
@@ -126,7 +128,7 @@ def test_torchvision_adapter(tmp_path):
     tv = pytest.importorskip("torchvision", reason="torchvision does not install beside torch 2.13 here")
     m = tv.models.segmentation.deeplabv3_resnet50(weights=None, weights_backbone=None, num_classes=21)
     torch.save(m.state_dict(), tmp_path / "dl.pth")
-    _contract(segnet.get(f"torchvision:{tmp_path / 'dl.pth'}"), synthetic(64, 64))
+    _contract(segmenters.get(f"torchvision:{tmp_path / 'dl.pth'}"), synthetic(64, 64))
 
 
 def test_segment_cli(tmp_path, capsys):
@@ -155,7 +157,7 @@ def test_label_map_at_lower_resolution(f):
     img = synthetic(37, 50)
     yy, xx = np.mgrid[0:37, 0:50]
     labels = ((yy // 10 + xx // 12) % 4).astype(np.uint8)  # regions, as a segmenter gives
-    seg = segnet.FileSegmenter(labels)
+    seg = segmenters.FileSegmenter(labels)
     full = Codec("plain", segmenter=seg).compress(img)
     c = Codec("plain", segmenter=seg, seg_factor=f)
     res = c.encode(img)
@@ -173,20 +175,20 @@ def test_info_names_known_label_spaces():
 
     labels = np.zeros((24, 32), np.uint8)
     labels[:, 16:] = 3
-    seg = segnet.FileSegmenter(labels, list(segnet.CAMVID11))
+    seg = segmenters.FileSegmenter(labels, list(CAMVID11))
     d = info(Codec("plain", segmenter=seg).compress(synthetic(24, 32)))
     assert d["label_names_present"] == ["sky", "road"]
     assert info(Codec("plain", segmenter="none").compress(synthetic(24, 32)))["label_names_present"] == ["unlabelled"]
     d = info(Codec("plain").compress(synthetic(24, 32)))  # the default segmenter: the photo label space
-    assert d["label_space"] == "photo" and set(d["label_names_present"]) <= set(segnet.get("photo").class_names)
+    assert d["label_space"] == "photo" and set(d["label_names_present"]) <= set(segmenters.get("photo").class_names)
 
 
-@pytest.mark.parametrize("name", segnet.available()[1:] or ["(none shipped)"])
+@pytest.mark.parametrize("name", segmenters.available()[1:] or ["(none shipped)"])
 def test_shipped_segmenters_load(name):
     if name == "(none shipped)":
         pytest.skip("no segmenter weights shipped")
-    seg = segnet.get(name)
-    assert isinstance(seg, segnet.NetSegmenter) and seg.name == name
+    seg = segmenters.get(name)
+    assert isinstance(seg, NetSegmenter) and seg.name == name
     _contract(seg, synthetic(120, 160))
     from dsslic.models import available
 
@@ -195,17 +197,17 @@ def test_shipped_segmenters_load(name):
 
 def test_fingerprint_follows_weights_id_follows_label_space():
     torch.manual_seed(0)
-    a = segnet.NetSegmenter("camvid11", segnet.SegNetLite(11, 8), list(segnet.CAMVID11))
-    b = segnet.NetSegmenter("camvid11", segnet.SegNetLite(11, 8), list(segnet.CAMVID11))
+    a = NetSegmenter("camvid11", SegNetLite(11, 8), list(CAMVID11))
+    b = NetSegmenter("camvid11", SegNetLite(11, 8), list(CAMVID11))
     assert a.id == b.id  # files stay decodable when the segmenter is retrained
     assert a.fingerprint != b.fingerprint  # but cached results that depend on its maps do not carry over
-    same = segnet.NetSegmenter("camvid11", copy.deepcopy(a.net), list(segnet.CAMVID11))
+    same = NetSegmenter("camvid11", copy.deepcopy(a.net), list(CAMVID11))
     assert same.fingerprint == a.fingerprint  # the same weights in another object: the same fingerprint
-    assert segnet.NoSegmenter().fingerprint == "none"
+    assert segmenters.NoSegmenter().fingerprint == "none"
 
 
 def test_set_loss_is_the_probability_of_the_set():
-    from dsslic.segtrain import set_loss
+    from dsslic.training.segnet import set_loss
 
     logits = torch.tensor([[0.0, 1.0, 2.0]]).view(1, 3, 1, 1)
     w = torch.ones(3)
@@ -221,7 +223,7 @@ def test_set_loss_is_the_probability_of_the_set():
 def test_two_sources_map_into_one_space_and_respect_the_split(tmp_path):
     import json
 
-    from dsslic import labelspace
+    from dsslic.segmenters import labelspace
 
     dirs = {}
     for src, lab_val in (("stanford", 7), ("msrc", 3)):  # stanford foreground; msrc cow
@@ -247,6 +249,15 @@ def test_two_sources_map_into_one_space_and_respect_the_split(tmp_path):
     assert int(labs[1][0, 0]) == ph.index("animal")
     t = SegTrainer(cfg, class_weights(labs, ph.num_labels))
     assert t.space is ph and len(t.sets) == 1
-    float(t.train_step(*batch_at(0, cfg, imgs, labs)))
-    seg = segnet.NetSegmenter.load(t.export("tinyphoto"))
+    float(t.train_step(*seg_batch_at(0, cfg, imgs, labs)))
+    seg = NetSegmenter.load(t.export("tinyphoto"))
     assert seg.class_names == list(ph.class_names) and seg.id == ph.id
+
+
+def test_every_registered_segmenter_name_and_kind_resolves():
+    """The dispatcher's tables name real Segmenter classes (they are imported only when one is made)."""
+    for module, cls in segmenters.NAMED.values():
+        assert issubclass(segmenters._class(module, cls), segmenters.Segmenter)
+    for module, cls, _ in segmenters.KINDS.values():
+        assert issubclass(segmenters._class(module, cls), segmenters.Segmenter)
+    assert segmenters.get("none").name == "none"

@@ -8,7 +8,7 @@ from conftest import synthetic
 
 from dsslic.codec import Codec, psnr
 from dsslic.models import LearnedConfig, LearnedModel, PlainModel
-from dsslic.segnet import FileSegmenter
+from dsslic.segmenters import FileSegmenter
 
 
 def _pair(model, seg=None, **kw):

@@ -8,7 +8,8 @@ import torch
 from conftest import synthetic
 from PIL import Image
 
-from dsslic.train import TrainConfig, Trainer, batch_at, load_images, lr_at
+from dsslic.training.data import batch_at, load_images
+from dsslic.training.recnet import TrainConfig, Trainer, lr_at
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +113,7 @@ def test_schedule():
 def test_export_loads_into_codec(data_dir, tmp_path):
     from dsslic.codec import Codec, psnr
     from dsslic.models import LearnedModel
-    from dsslic.segnet import FileSegmenter
+    from dsslic.segmenters import FileSegmenter
 
     cfg = cfg_for(data_dir, tmp_path, steps=2, seg=True)
     imgs, labels = load_images(cfg)
@@ -137,7 +138,7 @@ def test_cli_train_bad_input(tmp_path, capsys):
 
 
 def test_checkpoint_is_atomic_and_log_appends(tmp_path):
-    from dsslic.trainloop import CsvLog, load_checkpoint, save_checkpoint
+    from dsslic.training.loop import CsvLog, load_checkpoint, save_checkpoint
 
     assert load_checkpoint(tmp_path, "cpu") is None
     save_checkpoint(tmp_path, {"w": torch.ones(2), "step": 3})
@@ -164,7 +165,7 @@ def test_trainers_refuse_zero_counts(cmd, data_dir, tmp_path, capsys):
 def test_lean_recnet_learns_from_decoded_lossy_c(data_dir, tmp_path):
     """--arch lean --lossy-c: RecNet sees c as HEVC decodes it, crops aligned to the 8x8 grid."""
     from dsslic.codecs import get
-    from dsslic.train import decoded_compacts, lossy_batch_at
+    from dsslic.training.data import decoded_compacts, lossy_batch_at
 
     cfg = cfg_for(data_dir, tmp_path, compact="area", arch="lean", width=10, n_blocks=1, up_mode="bicubic",
                   norm="none", lossy_c="hevc:30,lossless", lossy_scales="1", ssim_weight=0.0)

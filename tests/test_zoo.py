@@ -15,8 +15,10 @@ from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from dsslic import enhance, labelspace, models, segnet, zoo
+from dsslic import enhance, models, segmenters, zoo
 from dsslic.errors import DsslicFormatError, DsslicInputError
+from dsslic.segmenters import labelspace
+from dsslic.segmenters.segnetlite import NetSegmenter, SegNetLite
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -55,7 +57,7 @@ def test_ids_of_shipped_weights_stay():
     assert zoo.PLAIN_ID.hex() == SHIPPED_MODEL_IDS["plain"]
     for name, fp in SHIPPED_SEG_FINGERPRINTS.items():
         if name in zoo.names("segmenter"):
-            assert segnet.get(name).fingerprint == fp
+            assert segmenters.get(name).fingerprint == fp
     for name, sid in LABEL_SPACE_IDS.items():
         assert labelspace.by_name(name).id.hex() == sid
     assert enhance.EnhanceModel.load(GOLDEN / "enhance-golden.safetensors").model_id.hex() == GOLDEN_ENHANCE_ID
@@ -71,7 +73,7 @@ def test_ids_of_deterministic_weights_stay():
     assert fill(m).model_id.hex() == FILLED_IDS["int-buffer"]
     e = fill(enhance.EnhanceModel(enhance.EnhanceConfig(n=8, m=8, nz=4)))  # ... and as int64 in enhancement ids
     assert e.model_id.hex() == FILLED_IDS["enhance"]
-    s = segnet.NetSegmenter("t", fill(segnet.SegNetLite(3, 8)), ["a", "b", "c"])  # bytes as held, module order
+    s = NetSegmenter("t", fill(SegNetLite(3, 8)), ["a", "b", "c"])  # bytes as held, module order
     assert s.fingerprint == FILLED_IDS["segmenter"]
 
 
@@ -173,14 +175,14 @@ def test_enhancement_models_by_name_path_and_id(folder):
 
 
 def test_segmenters_by_name_and_path(folder):
-    net = fill(segnet.SegNetLite(3, 8))
+    net = fill(SegNetLite(3, 8))
     zoo.save(folder / "tiny.seg.safetensors", zoo.stored(net.state_dict()), {"name": "tiny", "width": 8,
                                                                              "class_names": ["a", "b", "c"]})
-    assert segnet.available() == ["none", "tiny"]
-    by_name, by_path = segnet.get("tiny"), segnet.get(str(folder / "tiny.seg.safetensors"))
+    assert segmenters.available() == ["none", "tiny"]
+    by_name, by_path = segmenters.get("tiny"), segmenters.get(str(folder / "tiny.seg.safetensors"))
     assert by_name.fingerprint == by_path.fingerprint and by_name.class_names == ["a", "b", "c"]
     with pytest.raises(DsslicInputError):
-        segnet.get("../tiny")
+        segmenters.get("../tiny")
 
 
 def test_lookup_is_torch_free():

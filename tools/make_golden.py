@@ -107,10 +107,10 @@ def make_enhance_model() -> None:
 
 
 def encode(case: dict, image: np.ndarray, labels: np.ndarray | None) -> bytes:
-    from dsslic import segnet
+    from dsslic import segmenters
     from dsslic.codec import Codec
 
-    seg = segnet.FileSegmenter(labels) if case.get("labels") else "none"  # explicit: defaults move
+    seg = segmenters.FileSegmenter(labels) if case.get("labels") else "none"  # explicit: defaults move
     enh = str(GOLDEN / case["enhance"]) if "enhance" in case else None
     from dsslic.codec import ResidualCoding
 

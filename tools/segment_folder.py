@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from dsslic import segnet
+from dsslic import segmenters
 from dsslic.imageio import IMAGE_EXTS, load_image
 
 
@@ -24,7 +24,7 @@ def main() -> None:
     ap.add_argument("--segmenter", default="camvid11")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
-    seg = segnet.get(a.segmenter)
+    seg = segmenters.get(a.segmenter)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     files = sorted(f for d in a.dirs for f in Path(d).rglob("*") if f.suffix.lower() in IMAGE_EXTS)

@@ -18,13 +18,21 @@ from .imageio import DEFAULT_MAX_PIXELS, check_size
 
 MAGIC = b"DSLC"
 
+#: The residual layer's codecs, the one list of them: codec name -> the name the encoder offers it by
+#: (``--residual``, ``Codec.encode(residual=)``), or None for a codec readers accept there (allowed since version 1,
+#: e.g. files of other writers and the fuzzers') that dsslic's encoder does not offer.
+RESIDUAL_LAYER: dict[str, str | None] = {
+    "hevc": "hevc", "avif": "avif", "jxl-lossy": "jxl", "webp": "webp", "jpeg2000": "jpeg2000", "learned": "learned",
+    "hevc-rgb": None, "hevc420": None, "jpeg": None, "jxl": None, "png": None,
+}
+#: the residual codecs the encoder offers: choice -> codec name (derived from RESIDUAL_LAYER, in its order)
+RESIDUAL_CODECS = {choice: name for name, choice in RESIDUAL_LAYER.items() if choice is not None}
 # which codecs may code which layer: lossless ones for s, lossless or lossy 8-bit ones for c (since version 2),
 # 3-channel ones for the residual
 LAYER_CODECS = {
     0: {"const", "jxl", "png", "labelmap"},
     1: {"jxl", "png", "hevc", "avif", "jxl-lossy"},
-    2: {"hevc", "hevc-rgb", "hevc420", "avif", "jxl-lossy", "webp", "jpeg2000", "jpeg", "jxl", "png",
-        "learned"},
+    2: set(RESIDUAL_LAYER),
 }
 VERSION = 2  # written; version 1 (one global residual range, no layer parameters) is still read
 #: the most any decoder step pads a side by (x265's 32-pixel minimum and FFmpeg's 64-pixel coding blocks, the

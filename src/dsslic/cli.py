@@ -140,7 +140,7 @@ def _jobs(inputs: list[str], out: str) -> tuple[list[tuple[Path, Path]], bool]:
 
 def _quality(a: argparse.Namespace) -> int | None:
     """The residual's quality from -q/--quality or --qp, checked against its codec's range (no torch needed)."""
-    from . import codecs
+    from . import bitstream, codecs
 
     if a.qp is not None and a.residual != "hevc":
         raise DsslicInputError("--qp is the HEVC setting; use -q/--quality for other residual codecs")
@@ -155,7 +155,7 @@ def _quality(a: argparse.Namespace) -> int | None:
     if quality is not None:
         if a.residual in ("none", "learned"):
             raise DsslicInputError(f"--residual {a.residual} has no quality setting")
-        codecs.get(codecs.RESIDUAL_CODECS[a.residual]).check_quality(quality)
+        codecs.get(bitstream.RESIDUAL_CODECS[a.residual]).check_quality(quality)
     return quality
 
 
@@ -190,12 +190,12 @@ def cmd_compress(a: argparse.Namespace) -> int:
                                      target_bpp=a.target_bpp, verify=a.verify)
     from tqdm import tqdm
 
-    from . import segnet
+    from . import segmenters
     from .codec import Codec
 
-    segmenter = segnet.get(a.segmenter, device=a.device) if a.segmenter else None
+    segmenter = segmenters.get(a.segmenter, device=a.device) if a.segmenter else None
     if a.labels:
-        segmenter = segnet.FileSegmenter(a.labels, label_space=a.label_space)
+        segmenter = segmenters.FileSegmenter(a.labels, label_space=a.label_space)
     codec = Codec(model=a.model, segmenter=segmenter, device=a.device, max_pixels=a.max_pixels, enhance=a.enhance)
     roi = codec.roi(a.roi, a.roi_boost, a.residual) if a.roi or a.roi_boost is not None else None
     failed = 0
@@ -227,8 +227,9 @@ def cmd_compress(a: argparse.Namespace) -> int:
 
 def _warn_constant_labels(hd) -> None:
     """``--layers seg`` of a file whose label map is one value: a flat image, said in words."""
-    from . import codecs, labelspace, zoo
+    from . import codecs, zoo
     from .bitstream import LayerKind
+    from .segmenters import labelspace
 
     if hd.layer(LayerKind.SEG).codec_id != codecs.get("const").id:
         return
@@ -310,11 +311,11 @@ def cmd_info(a: argparse.Namespace) -> int:
 def cmd_segment(a: argparse.Namespace) -> int:
     import numpy as np
 
-    from . import segnet
+    from . import segmenters
     from .fileutil import atomic_write
     from .imageio import load_image
 
-    seg = segnet.get(a.segmenter or segnet.default_name(), device=a.device)
+    seg = segmenters.get(a.segmenter or segmenters.default_name(), device=a.device)
     if a.classes:
         print("\n".join(seg.class_names))
         return 0
@@ -330,7 +331,7 @@ def cmd_segment(a: argparse.Namespace) -> int:
 
     buf = io.BytesIO()
     if a.color:
-        Image.fromarray(segnet.render_legend(segnet.colorize(labels, seg.palette), labels, seg)).save(buf, "PNG")
+        Image.fromarray(segmenters.render_legend(segmenters.colorize(labels, seg.palette), labels, seg)).save(buf, "PNG")
     else:
         Image.fromarray(labels.astype(np.uint16) if labels.max(initial=0) > 255 else labels.astype(np.uint8)).save(buf, "PNG")
     atomic_write(out, buf.getvalue())
@@ -343,14 +344,15 @@ def cmd_segment(a: argparse.Namespace) -> int:
 # `dsslic info` or a bad file answers without paying for those imports.
 _LAZY = {"eval": ("dsslic.evaluation.cli", "rate-distortion curves against classical codecs"),
          "report": ("dsslic.report", "self-contained HTML report of files, images or an eval run"),
-         "train": ("dsslic.train", "train CompNet + FineNet (+ discriminators) on folders of images"),
-         "train-segnet": ("dsslic.segtrain", "train the SegNetLite segmenter from scratch on labelled images"),
-         "train-enhance": ("dsslic.enhancetrain", "train the learned enhancement layer (--residual learned)")}
+         "train": ("dsslic.training.recnet", "train CompNet + FineNet (+ discriminators) on folders of images"),
+         "train-segnet": ("dsslic.training.segnet", "train the SegNetLite segmenter from scratch on labelled images"),
+         "train-enhance": ("dsslic.training.enhance", "train the learned enhancement layer (--residual learned)")}
 
 
 def _quality_help() -> str:
     """One knob for every residual codec: each one's scale and default, from the codecs themselves."""
-    from .codecs import RESIDUAL_CODECS, get
+    from .bitstream import RESIDUAL_CODECS
+    from .codecs import get
 
     parts = []
     for name, cid in RESIDUAL_CODECS.items():
@@ -366,7 +368,7 @@ def _quality_help() -> str:
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     from . import __version__
-    from .codecs import RESIDUAL_CODECS
+    from .bitstream import RESIDUAL_CODECS
     from .imageio import DEFAULT_MAX_PIXELS, LOSSLESS_OUTPUTS
 
     p = argparse.ArgumentParser(prog="dsslic", description="DSSLIC layered image compression",

@@ -34,7 +34,7 @@ from .tiling import pad_to as _pad_to
 if TYPE_CHECKING:  # torch, the networks and segmenters are imported when a Codec is made, not before:
     import torch  # a bad file is refused without paying for them
 
-    from . import enhance, models, segnet
+    from . import enhance, models, segmenters
 
 Layers = Literal["seg", "coarse", "full"]
 
@@ -123,7 +123,7 @@ def _upscale_labels(s: np.ndarray, f: int, h: int, w: int) -> np.ndarray:
 
 def render_labels(hd: Header, s: np.ndarray) -> np.ndarray:
     """The label map in colour, in the palette of the file's own label space (no network: torch-free)."""
-    from . import labelspace
+    from .segmenters import labelspace
 
     ls = labelspace.by_id(hd.segmenter_id)
     if ls is None:
@@ -191,7 +191,7 @@ class Codec:
     def __init__(
         self,
         model: str | models.DsslicModel | None = None,
-        segmenter: str | segnet.Segmenter | None = None,
+        segmenter: str | segmenters.Segmenter | None = None,
         device: str = "cpu",
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         tile: int = 1024,
@@ -415,7 +415,7 @@ class Codec:
         return out
 
     def _residual_codec(self, residual: str) -> codecs.LayerCodec:
-        return self.residual_coding.hevc() if residual == "hevc" else codecs.get(codecs.RESIDUAL_CODECS[residual])
+        return self.residual_coding.hevc() if residual == "hevc" else codecs.get(bitstream.RESIDUAL_CODECS[residual])
 
     def encode(
         self,
@@ -431,7 +431,7 @@ class Codec:
     ) -> EncodeResult:
         """Compress ``image`` into one ``.dsslic`` file.
 
-        ``residual`` is a codec from :data:`codecs.RESIDUAL_CODECS` or ``"none"`` (coarse layers only);
+        ``residual`` is a codec from :data:`bitstream.RESIDUAL_CODECS` or ``"none"`` (coarse layers only);
         ``quality`` is its native setting (QP for hevc); ``target_bpp`` instead searches the setting
         whose whole file comes closest under that many bits per pixel (bisection on real encodes).
         ``compact`` codes c (:data:`COMPACT_CODECS`; default hevc, the paper's ``jxl-lossless`` under a
@@ -446,9 +446,9 @@ class Codec:
         compact = compact or ("jxl-lossless" if residual == "learned" else DEFAULT_COMPACT)
         if compact not in COMPACT_CODECS:
             raise DsslicInputError(f"unknown compact codec {compact!r}; choose from {', '.join(COMPACT_CODECS)}")
-        if residual != "none" and residual not in codecs.RESIDUAL_CODECS:
+        if residual != "none" and residual not in bitstream.RESIDUAL_CODECS:
             raise DsslicInputError(
-                f"unknown residual codec {residual!r}; choose from {', '.join([*codecs.RESIDUAL_CODECS, 'none'])}"
+                f"unknown residual codec {residual!r}; choose from {', '.join([*bitstream.RESIDUAL_CODECS, 'none'])}"
             )
         region = None if roi is None and roi_boost is None else self.roi(roi, roi_boost, residual)
         seg = self._seg_layer(x)
@@ -480,7 +480,7 @@ class Codec:
         if target_bpp is None or residual == "none":
             res = finish(quality if residual != "none" else None)
         else:
-            res = self._search_quality(finish, codecs.get(codecs.RESIDUAL_CODECS[residual]), target_bpp)
+            res = self._search_quality(finish, codecs.get(bitstream.RESIDUAL_CODECS[residual]), target_bpp)
             if verify:
                 res = finish(res.quality)
         if verify:
@@ -561,7 +561,8 @@ class Codec:
 
 def info(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> dict:
     """What a file holds, without running any network: sizes, model, labels present, layers, rate."""
-    from . import labelspace, zoo
+    from . import zoo
+    from .segmenters import labelspace
 
     hd = bitstream.parse(data, max_pixels)
     layers = []

@@ -106,8 +106,9 @@ def _ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
 
 def analyse(name: str, data: bytes, codec, original: np.ndarray | None = None) -> ImageReport:
     """Decode ``data`` layer by layer with ``codec`` (the file's model) and measure against ``original``."""
-    from . import bitstream, labelspace
+    from . import bitstream
     from .codec import decode_layers, info, psnr
+    from .segmenters import labelspace
 
     hd = bitstream.parse(data, codec.max_pixels)
     lay = decode_layers(hd, "full")
@@ -138,7 +139,7 @@ def residual_view(final: np.ndarray, coarse: np.ndarray) -> tuple[np.ndarray, fl
 
 
 def image_section(rep: ImageReport, fmt: str = "png", max_side: int | None = None) -> str:
-    from .labelspace import colorize
+    from .segmenters.labelspace import colorize
 
     d = rep.info
     h, w = rep.final.shape[:2]
@@ -293,7 +294,7 @@ def eval_page(report_dir: Path) -> str:
 def images_page(inputs: list[str], codec_args: dict, fmt: str = "png", max_side: int | None = None,
                 command: str | None = None) -> str:
     """The page for images (compressed here) and ``.dsslic`` files (decoded here)."""
-    from . import segnet, zoo
+    from . import segmenters, zoo
     from .codec import Codec
     from .imageio import load_image
 
@@ -302,7 +303,7 @@ def images_page(inputs: list[str], codec_args: dict, fmt: str = "png", max_side:
     def get(model: str | None) -> Codec:
         if model not in codecs:
             seg = codec_args.get("segmenter")
-            codecs[model] = Codec(model=model, segmenter=segnet.get(seg) if seg else None)
+            codecs[model] = Codec(model=model, segmenter=segmenters.get(seg) if seg else None)
         return codecs[model]
 
     sections = []
@@ -362,7 +363,7 @@ def cmd_report(a: argparse.Namespace) -> int:
 
 
 def add_parser(sub) -> None:
-    from .codecs import RESIDUAL_CODECS
+    from .bitstream import RESIDUAL_CODECS
 
     p = sub.add_parser("report", help="self-contained HTML report of files, images or an eval run")
     p.add_argument("inputs", nargs="*", metavar="FILE.dsslic|IMAGE")

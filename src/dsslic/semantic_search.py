@@ -9,7 +9,7 @@ torch import). Per file the index stores the area share of every class and a 4x4
   ids, and two blobs: ``shares`` (K class shares, float32) and ``grid`` (16 x K, uint8 in 1/255 per cell);
 * ``areas``: one row per (file, class present) with its share (the same float32 value), indexed by
   (space, class, area) so that one ``--has CLASS:MIN`` with ``--top K`` reads K index entries;
-* ``spaces``: the class names of every label space seen (from :mod:`dsslic.labelspace`);
+* ``spaces``: the class names of every label space seen (from :mod:`dsslic.segmenters.labelspace`);
 * ``packs``: the ``shares`` of a label space packed into a few large arrays, rebuilt after indexing, so that
   combined filters and ``--like`` are one numpy pass over a million files (``--like``: class shares first, the
   grids of the best 2,000 next).
@@ -53,7 +53,7 @@ CREATE TABLE IF NOT EXISTS packs(space INTEGER, block INTEGER, ids BLOB, shares 
 
 def class_names(space_id: bytes) -> list[str] | None:
     """Class names of a label space named in a file, or None if this installation does not know it."""
-    from . import labelspace
+    from .segmenters import labelspace
 
     ls = labelspace.by_id(space_id)
     return None if ls is None else list(ls.class_names)
@@ -435,20 +435,20 @@ def _like_target(like: str | os.PathLike, segmenter: str | None, spaces: list[_S
             raise DsslicFormatError(f"--like {like}: {rec}")
         assert rec is not None
         return rec.space, rec.grid, os.path.abspath(p)
-    from . import segnet
+    from . import segmenters
     from .imageio import load_image
 
     if segmenter is None:  # the installed segmenter of the index's label space (by the space's name first)
-        from . import labelspace
+        from .segmenters import labelspace
 
         ours = {ls.name: ls.id for ls in map(labelspace.by_id, (sp.space.to_bytes(4, "little") for sp in spaces)) if ls}
-        names = sorted(segnet.available(), key=lambda n: n not in ours)
-        seg = next((c for c in map(segnet.get, names) if c.id in ours.values() and c.name != "none"), None)
+        names = sorted(segmenters.available(), key=lambda n: n not in ours)
+        seg = next((c for c in map(segmenters.get, names) if c.id in ours.values() and c.name != "none"), None)
         if seg is None:
             raise DsslicInputError(f"--like {like}: no installed segmenter has this index's label space; "
                                    "pass --segmenter, or a .dsslic file")
     else:
-        seg = segnet.get(segmenter)
+        seg = segmenters.get(segmenter)
     s = seg.segment(load_image(p))
     return _space_int(seg.id), layout(s, max(seg.num_labels, int(s.max(initial=0)) + 1))[1], None
 

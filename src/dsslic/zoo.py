@@ -43,7 +43,7 @@ class Kind:
 
 KINDS: dict[str, Kind] = {
     "model": Kind(builtin=("plain",)),  # (CompNet, RecNet) pairs: models.py
-    "segmenter": Kind(suffix=".seg.safetensors", builtin=("none",)),  # SegNetLite networks: segnet.py
+    "segmenter": Kind(suffix=".seg.safetensors", builtin=("none",)),  # SegNetLite networks: segmenters/segnetlite.py
     "enhance": Kind(prefix="enhance-"),  # learned second enhancement layers: enhance.py
 }
 

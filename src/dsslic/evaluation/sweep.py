@@ -72,8 +72,9 @@ def _dsslic_codec(model: str | None, device: str, enhance: str | None = None):
 
 def _label_map(data: bytes) -> tuple[np.ndarray, list[str]]:
     """The label map a ``.dsslic`` file stores (at full size) and the names of its label space's classes."""
-    from .. import bitstream, labelspace
+    from .. import bitstream
     from ..codec import decode_layers
+    from ..segmenters import labelspace
 
     hd = bitstream.parse(data)
     space = labelspace.by_id(hd.segmenter_id) or labelspace.generic(hd.num_labels)

@@ -7,15 +7,14 @@ deterministic batches per step, full checkpoints for ``--resume``, CSV log, safe
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
-from .enhance import STRIDE, EnhanceConfig, EnhanceModel
-from .train import TrainConfig, batch_at, load_images
-from .trainloop import Clock, CsvLog, add_run_args, check_counts, load_checkpoint, save_checkpoint
+from ..enhance import STRIDE, EnhanceConfig, EnhanceModel
+from .data import batch_at, load_images
+from .loop import Clock, add_run_args, check_counts, resume_into, run_loop, save_checkpoint
 
 
 @dataclass
@@ -41,7 +40,7 @@ class EnhanceTrainConfig:
 
 class EnhanceTrainer:
     def __init__(self, cfg: EnhanceTrainConfig, resume: bool = False) -> None:
-        from . import models
+        from .. import models
 
         if cfg.crop % STRIDE:
             raise ValueError(f"--crop must be a multiple of {STRIDE}")
@@ -58,14 +57,8 @@ class EnhanceTrainer:
         self.step = 0
         self.out = Path(cfg.out)
         self.out.mkdir(parents=True, exist_ok=True)
-        self.clock = Clock()
-        if resume and (state := load_checkpoint(self.out, self.device)) is not None:
-            self.model.load_state_dict(state["model"])
-            self.opt.load_state_dict(state["opt"])
-            self.step = state["step"]
-            self.clock = Clock(state.get("elapsed_s", 0.0))
-        self.data_cfg = TrainConfig(data=cfg.data, out=cfg.out, batch=cfg.batch, crop=cfg.crop,
-                                    augment=cfg.augment, seed=cfg.seed)
+        self.step, self.clock = (resume_into(self.out, self.device, model=self.model, opt=self.opt) if resume
+                                 else (0, Clock()))
 
     @torch.no_grad()
     def base_layers(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,24 +101,17 @@ class EnhanceTrainer:
         return path
 
     def fit(self, imgs, progress: bool = True) -> None:
-        from tqdm import tqdm
-
         cfg = self.cfg
-        fields = ["step", "time_s", "lr", "loss", "bpp", "psnr", "psnr_pred"]
-        with CsvLog(self.out / "log.csv", fields) as log:
-            self.model.train()
-            bar = tqdm(total=cfg.steps, initial=self.step, disable=not progress, unit="step")
-            while self.step < cfg.steps:
-                x, _ = batch_at(self.step, 0, self.data_cfg, imgs, [None] * len(imgs))
-                logs = self.train_step(x)
-                bar.update()
-                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                    log.write({**logs, "step": self.step, "time_s": self.clock(), "lr": self.opt.param_groups[0]["lr"]})
-                    bar.set_postfix(bpp=f"{logs['bpp']:.3f}", psnr=f"{logs['psnr']:.2f}")
-                if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps:
-                    self.save()
-            bar.close()
-        (self.out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+        self.model.train()
+
+        def one_step() -> dict:  # batches drawn by its own seed, batch, crop and augment
+            return self.train_step(batch_at(self.step, 0, cfg, imgs, [None] * len(imgs))[0])
+
+        def row(logs: dict) -> dict:
+            return {**logs, "step": self.step, "time_s": self.clock(), "lr": self.opt.param_groups[0]["lr"]}
+
+        run_loop(self, ["step", "time_s", "lr", "loss", "bpp", "psnr", "psnr_pred"], one_step, row,
+                 lambda r: {"bpp": f"{r['bpp']:.3f}", "psnr": f"{r['psnr']:.2f}"}, progress)
 
 
 def add_parser(sub) -> None:
@@ -148,7 +134,7 @@ def add_parser(sub) -> None:
 
 
 def cmd_train_enhance(a) -> int:
-    from .errors import DsslicInputError
+    from ..errors import DsslicInputError
 
     check_counts(a)
     cfg = EnhanceTrainConfig(data=a.data, out=a.out, base=a.base, name=a.name, lmbda=a.lmbda, n=a.n, m=a.m,
@@ -158,7 +144,7 @@ def cmd_train_enhance(a) -> int:
         if not Path(d).is_dir():
             raise DsslicInputError(f"{d}: no such directory")
     try:
-        imgs, _ = load_images(TrainConfig(data=cfg.data, out=cfg.out, crop=cfg.crop))
+        imgs, _ = load_images(cfg)  # its data and crop; no labels
         t = EnhanceTrainer(cfg, resume=a.resume)
     except ValueError as e:
         raise DsslicInputError(str(e)) from None

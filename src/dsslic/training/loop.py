@@ -10,9 +10,12 @@ which is what a model card reports.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import time
+from dataclasses import asdict
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -22,7 +25,7 @@ COUNTS = ("steps", "batch", "crop", "log_every", "ckpt_every")
 
 def check_counts(args) -> None:
     """One clear error (exit 2) for a step/batch/crop/interval option below 1, before any work starts."""
-    from .errors import DsslicInputError
+    from ..errors import DsslicInputError
 
     for k in COUNTS:
         v = getattr(args, k, None)
@@ -43,6 +46,27 @@ def load_checkpoint(out: Path, device: torch.device | str) -> dict | None:
     if not path.is_file():
         return None
     return torch.load(path, map_location=device, weights_only=True)
+
+
+def resume_into(out: Path, device: torch.device | str, **parts) -> tuple[int, Clock]:
+    """Load the run's checkpoint into ``parts`` (checkpoint key -> module or optimiser): the step and clock to
+    continue from, or (0, a new clock) when the run has no checkpoint yet."""
+    state = load_checkpoint(out, device)
+    if state is None:
+        return 0, Clock()
+    for key, obj in parts.items():
+        obj.load_state_dict(state[key])
+    return state["step"], Clock(state.get("elapsed_s", 0.0))
+
+
+def due(step: int, every: int, total: int) -> bool:
+    """Whether a periodic action (a log line, a checkpoint) falls on this step: every ``every`` steps, and the last."""
+    return step % every == 0 or step == total
+
+
+def write_config(out: Path, cfg) -> None:
+    """``out/config.json``: the run's settings (a dataclass), written when training ends."""
+    (Path(out) / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
 
 
 class Clock:
@@ -82,6 +106,30 @@ class CsvLog:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def run_loop(trainer, fields: list[str], one_step: Callable[[], dict], row: Callable[[dict], dict],
+             postfix: Callable[[dict], dict] | None = None, progress: bool = True, main: bool = True) -> None:
+    """The loop of every trainer: ``one_step()`` (the next batch and optimiser step: its logs) until
+    ``trainer.cfg.steps``; every ``log_every`` steps and at the end, ``row(logs)`` appended to ``log.csv`` (and
+    ``postfix(row)`` on the progress bar); every ``ckpt_every`` steps and at the end, ``trainer.save()``; then
+    ``config.json``. ``main``: False on the other ranks of a distributed run (no log, no bar)."""
+    from tqdm import tqdm
+
+    cfg = trainer.cfg
+    with (CsvLog(trainer.out / "log.csv", fields, enabled=main) as log,
+          tqdm(total=cfg.steps, initial=trainer.step, disable=not progress or not main, unit="step") as bar):
+        while trainer.step < cfg.steps:
+            logs = one_step()
+            bar.update()
+            if due(trainer.step, cfg.log_every, cfg.steps):
+                logs = row(logs)
+                log.write(logs)
+                if postfix is not None:
+                    bar.set_postfix(postfix(logs))
+            if due(trainer.step, cfg.ckpt_every, cfg.steps):
+                trainer.save()
+    write_config(trainer.out, cfg)
 
 
 def add_run_args(p) -> None:

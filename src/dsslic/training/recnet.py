@@ -14,24 +14,21 @@ straight-through estimator, as the codec stores it.
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .discriminator import MultiscaleDiscriminator
-from .finenet import upsample
-from .imageio import IMAGE_EXTS
-from .layers import one_hot
-from .losses import VGGLoss, feature_matching_loss, gan_loss, l1_loss, ssim_loss
-from .models import LearnedConfig, LearnedModel
-from .trainloop import Clock, CsvLog, add_run_args, check_counts, load_checkpoint, save_checkpoint
+from ..discriminator import MultiscaleDiscriminator
+from ..finenet import upsample
+from ..layers import one_hot
+from ..losses import VGGLoss, feature_matching_loss, gan_loss, l1_loss, ssim_loss
+from ..models import LearnedConfig, LearnedModel
+from .data import batch_at, decoded_compacts, load_images, lossy_batch_at
+from .loop import Clock, add_run_args, check_counts, load_checkpoint, run_loop, save_checkpoint
 
 
 @dataclass
@@ -70,133 +67,6 @@ class TrainConfig:
     compile: bool = False
     log_every: int = 50
     ckpt_every: int = 1000
-
-
-# ------------------------------------------------------------------------------------- data
-def _load_rgb(path: Path) -> np.ndarray:
-    from PIL import Image, ImageOps
-
-    with Image.open(path) as im:
-        return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
-
-
-def load_images(cfg: TrainConfig) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
-    """All training images (uint8 3xHxW) and their label maps, in memory."""
-    from PIL import Image
-
-    files = sorted(f for d in cfg.data for f in Path(d).rglob("*") if f.suffix.lower() in IMAGE_EXTS)
-    if not files:
-        raise ValueError(f"no training images under {cfg.data}")
-    label_index = {f.stem: f for d in cfg.labels for f in Path(d).rglob("*.png")}
-    imgs, labels = [], []
-    for f in files:
-        x = _load_rgb(f)
-        if min(x.shape[:2]) < cfg.crop:  # small images are upscaled to the crop size
-            s = cfg.crop / min(x.shape[:2])
-            x = np.asarray(Image.fromarray(x).resize((math.ceil(x.shape[1] * s), math.ceil(x.shape[0] * s)), Image.BICUBIC))
-        imgs.append(torch.from_numpy(np.array(x)).permute(2, 0, 1).contiguous())
-        if cfg.labels:
-            if f.stem not in label_index:
-                raise ValueError(f"no label map for {f.name} in {cfg.labels}")
-            lab = np.asarray(Image.open(label_index[f.stem]))
-            if lab.shape != x.shape[:2]:
-                lab = np.asarray(Image.fromarray(lab).resize((x.shape[1], x.shape[0]), Image.NEAREST))
-            labels.append(torch.from_numpy(lab.astype(np.int64)))
-        else:
-            labels.append(None)
-    return imgs, labels
-
-
-def batch_at(step: int, rank: int, cfg: TrainConfig, imgs, labels) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The batch of a given step: random crops, flips (and more with augment='strong'). Deterministic."""
-    g = torch.Generator().manual_seed(hash((cfg.seed, step, rank)) & 0x7FFFFFFF)
-    xs, ss = [], []
-    k = cfg.crop
-    for _ in range(cfg.batch):
-        i = int(torch.randint(len(imgs), (1,), generator=g))
-        x, s = imgs[i], labels[i]
-        kk = k
-        if cfg.augment == "strong":  # scale jitter: crop 0.75x-1.5x the size, resized to k below
-            kk = min(int(k * float(torch.empty(1).uniform_(0.75, 1.5, generator=g))), *x.shape[1:])
-        y0 = int(torch.randint(x.shape[1] - kk + 1, (1,), generator=g))
-        x0 = int(torch.randint(x.shape[2] - kk + 1, (1,), generator=g))
-        xc = x[:, y0 : y0 + kk, x0 : x0 + kk].float() / 255
-        sc = s[y0 : y0 + kk, x0 : x0 + kk] if s is not None else None
-        if kk != k:
-            xc = F.interpolate(xc[None], size=(k, k), mode="bilinear", antialias=True, align_corners=False)[0]
-            if sc is not None:
-                sc = F.interpolate(sc[None, None].float(), size=(k, k), mode="nearest")[0, 0].long()
-        if torch.rand(1, generator=g) < 0.5:
-            xc, sc = xc.flip(-1), (sc.flip(-1) if sc is not None else None)
-        if cfg.augment == "strong":
-            r = int(torch.randint(4, (1,), generator=g))
-            xc, sc = xc.rot90(r, (1, 2)), (sc.rot90(r, (0, 1)) if sc is not None else None)
-            a = float(torch.empty(1).uniform_(0.7, 1.3, generator=g))
-            b = float(torch.empty(1).uniform_(-0.1, 0.1, generator=g))
-            xc = ((xc - 0.5) * a + 0.5 + b).clamp(0, 1)
-        xs.append(xc)
-        ss.append(sc)
-    x = torch.stack(xs)
-    s = torch.stack(ss) if ss[0] is not None else None
-    if s is not None:
-        s = torch.where(s < cfg.num_labels, s, torch.full_like(s, -1))  # void: no one-hot bit set
-    return x, s
-
-
-def decoded_compacts(cfg: TrainConfig, imgs: list[torch.Tensor], alpha: int = 8, cache: Path | None = None
-                     ) -> list[tuple[torch.Tensor, list[torch.Tensor]]]:
-    """For ``lossy_c``: each image (at each scale, cropped to multiples of alpha) with its area-mean c as the
-    codec decodes it at every listed quality ('lossless': c itself). Coded whole, as the codec codes a file.
-    ``cache``: a file keeping the decoded c's for a resumed run (recomputed if the settings differ)."""
-    from PIL import Image
-
-    from . import codecs
-
-    key = [cfg.lossy_c, cfg.lossy_scales, cfg.crop, [tuple(x.shape) for x in imgs]]
-    saved = torch.load(cache, weights_only=True) if cache is not None and cache.is_file() else None
-    saved_cs = saved["cs"] if saved is not None and saved["key"] == json.dumps(key) else None
-
-    name, _, qs = cfg.lossy_c.partition(":")
-    cod = codecs.get(codecs.RESIDUAL_CODECS.get(name, name))
-    quals = [None if q == "lossless" else int(q) for q in qs.split(",") if q]
-    out = []
-    for x in imgs:
-        for sc in (float(v) for v in cfg.lossy_scales.split(",")):
-            h, w = int(x.shape[1] * sc) // alpha * alpha, int(x.shape[2] * sc) // alpha * alpha
-            if min(h, w) < cfg.crop:
-                continue
-            xs = x if sc == 1 else torch.from_numpy(np.asarray(Image.fromarray(x.permute(1, 2, 0).numpy()).resize(
-                (int(x.shape[2] * sc), int(x.shape[1] * sc)), Image.LANCZOS))).permute(2, 0, 1)
-            xs = xs[:, :h, :w].contiguous()
-            c = torch.round(F.avg_pool2d(xs[None].float(), alpha)[0]).to(torch.uint8)
-            c_np = np.ascontiguousarray(c.permute(1, 2, 0).numpy())
-            cs = saved_cs[len(out)] if saved_cs is not None else [
-                c if q is None else torch.from_numpy(cod.decode(cod.encode(c_np, q), c_np.shape)).permute(2, 0, 1)
-                .contiguous() for q in quals]
-            out.append((xs, cs))
-    if cache is not None and saved_cs is None:
-        torch.save({"key": json.dumps(key), "cs": [cs for _, cs in out]}, cache)
-    return out
-
-
-def lossy_batch_at(step: int, rank: int, cfg: TrainConfig, pairs, alpha: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
-    """Crops of x aligned to the alpha grid with the matching crop of one decoded c; flips and rotations."""
-    g = torch.Generator().manual_seed(hash((cfg.seed, step, rank)) & 0x7FFFFFFF)
-    k, kc = cfg.crop, cfg.crop // alpha
-    xs, cs = [], []
-    for _ in range(cfg.batch):
-        x, variants = pairs[int(torch.randint(len(pairs), (1,), generator=g))]
-        c = variants[int(torch.randint(len(variants), (1,), generator=g))]
-        y0 = int(torch.randint(c.shape[1] - kc + 1, (1,), generator=g))
-        x0 = int(torch.randint(c.shape[2] - kc + 1, (1,), generator=g))
-        xc = x[:, y0 * alpha : y0 * alpha + k, x0 * alpha : x0 * alpha + k].float() / 255
-        cc = c[:, y0 : y0 + kc, x0 : x0 + kc].float() / 255
-        if torch.rand(1, generator=g) < 0.5:
-            xc, cc = xc.flip(-1), cc.flip(-1)
-        r = int(torch.randint(4, (1,), generator=g))
-        xs.append(xc.rot90(r, (1, 2)))
-        cs.append(cc.rot90(r, (1, 2)))
-    return torch.stack(xs), torch.stack(cs)
 
 
 # ------------------------------------------------------------------------------------- model
@@ -350,11 +220,8 @@ class Trainer:
         return path
 
     def fit(self, imgs, labels, progress: bool = True) -> None:
-        from tqdm import tqdm
-
         cfg = self.cfg
         pairs = decoded_compacts(cfg, imgs, self.G.alpha, self.out / "decoded_c.pt") if cfg.lossy_c else None
-        log_path = self.out / "log.csv"
         writer = None
         try:
             from torch.utils.tensorboard import SummaryWriter
@@ -363,11 +230,10 @@ class Trainer:
         except Exception:  # tensorboard not installed: CSV only
             pass
         fields = ["step", "time_s", "crops_per_s", "lr", "loss_g", "l1", "ssim_loss", "gan_g", "fm", "vgg", "d", "psnr"]
-        log = CsvLog(log_path, fields, enabled=not self.rank)
         self.G.train()
-        bar = tqdm(total=cfg.steps, initial=self.step, disable=not progress or bool(self.rank), unit="step")
         t0, n0 = time.time(), self.step
-        while self.step < cfg.steps:
+
+        def one_step() -> dict:
             c_dec = None
             if pairs is not None:
                 (x, c_dec), s = lossy_batch_at(self.step, self.rank, cfg, pairs, self.G.alpha), None
@@ -375,23 +241,20 @@ class Trainer:
                 x, s = batch_at(self.step, self.rank, cfg, imgs, labels)
             if self.device.type == "cuda":
                 x = x.pin_memory()
-            logs = self.train_step(x, s, c_dec)
-            bar.update()
-            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                logs = {k: float(v) for k, v in logs.items()}
-                dt = time.time() - t0
-                logs |= {"step": self.step, "time_s": self.clock(),
-                         "crops_per_s": (self.step - n0) * cfg.batch * self.world / max(dt, 1e-9)}
-                log.write(logs)
-                if writer:
-                    for k, v in logs.items():
-                        writer.add_scalar(k, v, self.step)
-                bar.set_postfix(psnr=f"{logs['psnr']:.2f}", l1=f"{logs['l1']:.4f}")
-            if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps:
-                self.save()
-        bar.close()
-        log.close()
-        (self.out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+            return self.train_step(x, s, c_dec)
+
+        def row(logs: dict) -> dict:
+            logs = {k: float(v) for k, v in logs.items()}
+            dt = time.time() - t0
+            logs |= {"step": self.step, "time_s": self.clock(),
+                     "crops_per_s": (self.step - n0) * cfg.batch * self.world / max(dt, 1e-9)}
+            if writer:
+                for k, v in logs.items():
+                    writer.add_scalar(k, v, self.step)
+            return logs
+
+        run_loop(self, fields, one_step, row, lambda r: {"psnr": f"{r['psnr']:.2f}", "l1": f"{r['l1']:.4f}"},
+                 progress, main=not self.rank)
 
 
 def add_parser(sub) -> None:
@@ -428,7 +291,7 @@ def add_parser(sub) -> None:
 
 
 def cmd_train(a) -> int:
-    from .errors import DsslicInputError
+    from ..errors import DsslicInputError
 
     check_counts(a)
     if a.vgg is None:
@@ -444,11 +307,11 @@ def cmd_train(a) -> int:
     if cfg.labels and not cfg.num_labels:
         raise DsslicInputError("--labels needs --num-labels")
     if cfg.lossy_c:
-        from . import codecs
+        from .. import bitstream, codecs
 
         name, _, qs = cfg.lossy_c.partition(":")
         try:
-            codecs.get(codecs.RESIDUAL_CODECS.get(name, name)).check_quality(
+            codecs.get(bitstream.RESIDUAL_CODECS.get(name, name)).check_quality(
                 *[int(q) for q in qs.split(",") if q and q != "lossless"][:1])
         except ValueError as e:
             raise DsslicInputError(f"--lossy-c {cfg.lossy_c}: {e}") from None

@@ -11,19 +11,18 @@ Several labelled sets train one network: each set's classes are mapped into the 
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import labelspace
-from .imageio import IMAGE_EXTS
-from .segnet import SegNetLite
-from .trainloop import Clock, CsvLog, check_counts, load_checkpoint, save_checkpoint
+from ..segmenters import labelspace
+from ..segmenters.segnetlite import SegNetLite
+from .data import load_pairs, seg_batch_at, target_space
+from .loop import Clock, check_counts, resume_into, run_loop, save_checkpoint
 
 
 @dataclass
@@ -46,52 +45,6 @@ class SegTrainConfig:
     bf16: bool = True
     log_every: int = 50
     ckpt_every: int = 1000
-
-
-def target_space(cfg: SegTrainConfig) -> tuple[labelspace.LabelSpace, list[tuple[int, ...]]]:
-    """The label space all sources map into, and the union of their class sets (codes n, n+1, ...)."""
-    if len(cfg.sources) not in (1, len(cfg.data)):
-        raise ValueError("give one --source per --data folder (or one for all)")
-    spaces, sets = set(), []
-    for src in cfg.sources:
-        if src not in labelspace.SOURCES:
-            raise ValueError(f"unknown label source {src!r}; known: {', '.join(labelspace.SOURCES)}")
-        space, _, src_sets = labelspace.source_table(src)
-        spaces.add(space.name)
-        sets += [t for t in src_sets if t not in sets]
-    if len(spaces) != 1:
-        raise ValueError(f"sources map into different label spaces: {', '.join(sorted(spaces))}")
-    return labelspace.by_name(spaces.pop()), sets
-
-
-def load_pairs(cfg: SegTrainConfig) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Images and their label maps as target codes (class ids, then set codes; 255 ignored)."""
-    from PIL import Image
-
-    space, sets = target_space(cfg)
-    held_out = json.loads(Path(cfg.split).read_text()) if cfg.split else {}
-    imgs, labs = [], []
-    for k, (d, ld) in enumerate(zip(cfg.data, cfg.labels)):
-        src = cfg.sources[min(k, len(cfg.sources) - 1)]
-        _, lut, src_sets = labelspace.source_table(src)
-        n = space.num_labels  # the source's set codes -> the union's codes
-        orig = lut.copy()
-        for j, t in enumerate(src_sets):
-            lut[orig == n + j] = n + sets.index(t)
-        skip = set(held_out.get(src, {}).get("test", []))
-        label_index = {f.stem: f for f in Path(ld).glob("*.png")}
-        for f in sorted(f for f in Path(d).iterdir() if f.suffix.lower() in IMAGE_EXTS and f.stem not in skip):
-            if f.stem not in label_index:
-                raise ValueError(f"no label map for {f.name}")
-            x = np.asarray(Image.open(f).convert("RGB"))
-            y = np.asarray(Image.open(label_index[f.stem]))
-            if y.shape != x.shape[:2] or y.dtype != np.uint8:
-                raise ValueError(f"{f.name}: label map {y.shape} {y.dtype} does not match image {x.shape[:2]}")
-            imgs.append(torch.from_numpy(np.array(x)).permute(2, 0, 1).contiguous())
-            labs.append(torch.from_numpy(lut[y].astype(np.int64)))
-    if not imgs:
-        raise ValueError(f"no images in {cfg.data}")
-    return imgs, labs
 
 
 def set_loss(logits: torch.Tensor, y: torch.Tensor, weights: torch.Tensor, sets: list[tuple[int, ...]]) -> torch.Tensor:
@@ -119,29 +72,6 @@ def class_weights(labs: list[torch.Tensor], n: int) -> torch.Tensor:
     return (1 / torch.log(1.02 + p)).float()
 
 
-def batch_at(step: int, cfg: SegTrainConfig, imgs, labs) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(hash((cfg.seed, step)) & 0x7FFFFFFF)
-    xs, ys, k = [], [], cfg.crop
-    for _ in range(cfg.batch):
-        i = int(torch.randint(len(imgs), (1,), generator=g))
-        x, y = imgs[i].float()[None] / 255, labs[i][None, None].float()
-        s = float(torch.empty(1).uniform_(*cfg.scale, generator=g))
-        h, w = max(k, round(x.shape[2] * s)), max(k, round(x.shape[3] * s))
-        x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
-        y = F.interpolate(y, size=(h, w), mode="nearest")
-        y0 = int(torch.randint(h - k + 1, (1,), generator=g))
-        x0 = int(torch.randint(w - k + 1, (1,), generator=g))
-        x, y = x[0, :, y0 : y0 + k, x0 : x0 + k], y[0, 0, y0 : y0 + k, x0 : x0 + k].long()
-        if torch.rand(1, generator=g) < 0.5:
-            x, y = x.flip(-1), y.flip(-1)
-        b, c, sat = (float(torch.empty(1).uniform_(lo, hi, generator=g)) for lo, hi in [(-0.15, 0.15), (0.75, 1.25), (0.7, 1.3)])
-        grey = x.mean(0, keepdim=True)
-        x = ((grey + (x - grey) * sat - 0.5) * c + 0.5 + b).clamp(0, 1)
-        xs.append(x)
-        ys.append(y)
-    return torch.stack(xs), torch.stack(ys)
-
-
 def poly_lr(step: int, cfg: SegTrainConfig) -> float:
     return cfg.lr * (1 - step / cfg.steps) ** 0.9
 
@@ -161,7 +91,7 @@ class SegTrainer:
         self.step = 0
         self.out = Path(cfg.out)
         if init is not None:  # start from exported weights (e.g. a shipped segmenter), with a fresh optimiser
-            from . import zoo
+            from .. import zoo
 
             try:
                 self.net.load_state_dict(zoo.load(init)[0])
@@ -169,12 +99,7 @@ class SegTrainer:
                 raise ValueError(f"--init {init}: not weights of this network (a width-{cfg.width} SegNetLite with "
                                  f"{self.space.num_labels} classes: {type(e).__name__})") from None
         self.out.mkdir(parents=True, exist_ok=True)
-        self.clock = Clock()
-        if resume and (st := load_checkpoint(self.out, self.device)) is not None:
-            self.net.load_state_dict(st["net"])
-            self.opt.load_state_dict(st["opt"])
-            self.step = st["step"]
-            self.clock = Clock(st.get("elapsed_s", 0.0))
+        self.step, self.clock = resume_into(self.out, self.device, net=self.net, opt=self.opt) if resume else (0, Clock())
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         for grp in self.opt.param_groups:
@@ -194,7 +119,7 @@ class SegTrainer:
                                    "elapsed_s": self.clock()})
 
     def export(self, name: str = "camvid11", card: dict | None = None) -> Path:
-        from . import zoo
+        from .. import zoo
 
         cfg = {"name": name, "class_names": list(self.space.class_names), "width": self.cfg.width,
                "work_size": self.cfg.work_size, "palette": self.space.palette.tolist()}
@@ -203,22 +128,18 @@ class SegTrainer:
         return path
 
     def fit(self, imgs, labs, progress: bool = True) -> None:
-        from tqdm import tqdm
-
         cfg = self.cfg
-        with CsvLog(self.out / "log.csv", ["step", "time_s", "crops_per_s", "lr", "loss"]) as log:
-            self.net.train()
-            t0, n0 = time.time(), self.step
-            for _ in tqdm(range(self.step, cfg.steps), disable=not progress, unit="step"):
-                loss = self.train_step(*batch_at(self.step, cfg, imgs, labs))
-                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                    dt = time.time() - t0
-                    log.write({"step": self.step, "time_s": f"{self.clock():.1f}",
-                               "crops_per_s": f"{(self.step - n0) * cfg.batch / max(dt, 1e-9):.1f}",
-                               "lr": f"{poly_lr(self.step, cfg):.6f}", "loss": f"{float(loss):.4f}"})
-                if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps:
-                    self.save()
-        (self.out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+        self.net.train()
+        t0, n0 = time.time(), self.step
+
+        def row(loss: torch.Tensor) -> dict:
+            dt = time.time() - t0
+            return {"step": self.step, "time_s": f"{self.clock():.1f}",
+                    "crops_per_s": f"{(self.step - n0) * cfg.batch / max(dt, 1e-9):.1f}",
+                    "lr": f"{poly_lr(self.step, cfg):.6f}", "loss": f"{float(loss):.4f}"}
+
+        run_loop(self, ["step", "time_s", "crops_per_s", "lr", "loss"],
+                 lambda: self.train_step(*seg_batch_at(self.step, cfg, imgs, labs)), row, progress=progress)
 
 
 def confusion(pred: np.ndarray, gt: np.ndarray, n: int) -> np.ndarray:
@@ -259,7 +180,7 @@ def add_parser(sub) -> None:
 
 
 def cmd_train_segnet(a) -> int:
-    from .errors import DsslicInputError
+    from ..errors import DsslicInputError
 
     check_counts(a)
     for d in a.data + a.labels:
@@ -276,7 +197,7 @@ def cmd_train_segnet(a) -> int:
         raise DsslicInputError(str(e)) from None
     init = None
     if a.init:
-        from . import zoo
+        from .. import zoo
 
         if (found := zoo.find(a.init, "segmenter")) is None:
             raise DsslicInputError(f"--init {a.init}: no such segmenter weights")

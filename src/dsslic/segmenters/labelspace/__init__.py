@@ -2,7 +2,8 @@
 
 A file stores a 4-byte label-space id (a hash of the class names). Decoders, ``dsslic info``,
 ``dsslic index`` and the renderers resolve it here, independently of which segmenter they hold, and
-without importing torch. Adding a label space is one :class:`LabelSpace` and one line in ``_KNOWN``.
+without importing torch. Adding a label space is one data module in this package and its name in
+``SPACES``.
 
 Datasets whose classes map into a label space (``SOURCES``) say, per source class, the target class,
 or a *set* of target classes when the source is coarser (Stanford's "foreground object" is one of
@@ -11,11 +12,12 @@ person, animal, vehicle or other): training then asks that the probability of th
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 
 import numpy as np
 
-from .zoo import digest
+from ...zoo import digest
 
 IGNORE = 255  # source label meaning "unknown / void"
 
@@ -77,22 +79,12 @@ def colorize(labels: np.ndarray, palette: np.ndarray | None = None) -> np.ndarra
     return pal[labels]
 
 
-NONE = LabelSpace("none", ("unlabelled",), ((0, 0, 0),))
-CAMVID11 = LabelSpace(
-    "camvid11",
-    ("sky", "building", "pole", "road", "pavement", "tree", "signsymbol", "fence", "car", "pedestrian", "bicyclist"),
-    ((128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222), (128, 128, 0), (192, 128, 128),
-     (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192)),
-)
-#: General photos: Stanford Background's seven stuff classes under their own names, plus objects.
-PHOTO = LabelSpace(
-    "photo",
-    ("sky", "tree", "road", "grass", "water", "building", "mountain", "person", "animal", "vehicle", "other"),
-    ((120, 170, 235), (40, 120, 40), (128, 64, 128), (130, 210, 90), (30, 60, 200), (150, 40, 40), (140, 110, 80),
-     (235, 60, 150), (230, 160, 20), (20, 20, 110), (230, 230, 120)),
-)
-
-_KNOWN = {ls.name: ls for ls in (NONE, CAMVID11, PHOTO)}
+#: The label spaces: one data module each in this package (``NAME``, ``CLASS_NAMES``, ``COLORS``, ``SOURCES``).
+#: Adding a label space: its module, and its name here.
+SPACES = ("none", "camvid11", "photo")
+_MODULES = [importlib.import_module(f"{__name__}.{m}") for m in SPACES]
+_KNOWN = {m.NAME: LabelSpace(m.NAME, tuple(m.CLASS_NAMES), tuple(map(tuple, m.COLORS))) for m in _MODULES}
+NONE, CAMVID11, PHOTO = _KNOWN["none"], _KNOWN["camvid11"], _KNOWN["photo"]
 
 
 def names() -> list[str]:
@@ -116,31 +108,11 @@ def generic(num_labels: int) -> LabelSpace:
     return LabelSpace("unknown", tuple(f"class{i}" for i in range(max(num_labels, 1))))
 
 
-# ----------------------------------------------------------------------------------------------
-# Source datasets mapped into a label space: source class name -> target class, or a tuple of
-# target classes (the source class is one of them, which one is not known).
-# ----------------------------------------------------------------------------------------------
-
-_OBJECTS = ("person", "animal", "vehicle", "other")
-
+#: Source datasets mapped into a label space (each space's module lists its own): source -> (target space,
+#: source class names by id, source class name -> target class, or a tuple of target classes when the source
+#: class is one of them, which one is not known)
 SOURCES: dict[str, tuple[LabelSpace, list[str], dict[str, str | tuple[str, ...]]]] = {
-    # Stanford Background (Gould et al. 2009): 0..7, 255 unknown
-    "stanford": (PHOTO, ["sky", "tree", "road", "grass", "water", "building", "mountain", "foreground"],
-                 {**{c: c for c in ("sky", "tree", "road", "grass", "water", "building", "mountain")},
-                  "foreground": _OBJECTS}),
-    # MSRC-v2 (cleaned labels of Malisiewicz and Efros): 0..22, 255 void
-    "msrc": (PHOTO, ["building", "grass", "tree", "cow", "horse", "sheep", "sky", "mountain", "aeroplane", "water",
-                     "face", "car", "bicycle", "flower", "sign", "bird", "book", "chair", "road", "cat", "dog", "body",
-                     "boat"],
-             {"building": "building", "grass": "grass", "tree": "tree", "sky": "sky", "mountain": "mountain",
-              "water": "water", "road": "road",
-              "cow": "animal", "horse": "animal", "sheep": "animal", "bird": "animal", "cat": "animal", "dog": "animal",
-              "face": "person", "body": "person",
-              "aeroplane": "vehicle", "car": "vehicle", "bicycle": "vehicle", "boat": "vehicle",
-              "flower": "other", "sign": "other", "book": "other", "chair": "other"}),
-    # CamVid 11 (void = 11) into itself
-    "camvid": (CAMVID11, list(CAMVID11.class_names), {c: c for c in CAMVID11.class_names}),
-}
+    src: (_KNOWN[m.NAME], names, mapping) for m in _MODULES for src, (names, mapping) in m.SOURCES.items()}
 
 
 def source_table(source: str) -> tuple[LabelSpace, np.ndarray, list[tuple[int, ...]]]:
