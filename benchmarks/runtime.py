@@ -24,10 +24,10 @@ import numpy as np
 import torch
 from _report import emit
 
-from dsslic import npnet, segnet
+from dsslic import npnet, segmenters, zoo
 from dsslic.imageio import load_image
 from dsslic.models import LearnedConfig, LearnedModel
-from dsslic.registry import WEIGHTS_DIR, weights_file
+from dsslic.segmenters.segnetlite import NetSegmenter
 
 KODAK = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "kodak"
 
@@ -56,7 +56,7 @@ def startup(code: str, repeat: int) -> tuple[float, float]:
 
 
 def lean_path(arg: str | None, tmp: str) -> tuple[Path, str]:
-    path = weights_file(arg or "lean")
+    path = zoo.find(arg or "lean")
     if path is not None:
         return path, str(arg or "lean")
     torch.manual_seed(0)  # the trained model's shape (width 40, 4 blocks, bicubic up), random weights
@@ -108,9 +108,9 @@ def main() -> None:
     same = same or [float((x_np == x_t).mean())]
     agree.append((f"x' (8-bit samples), {lean_name}", min(same), statistics.mean(same), len(same)))
 
-    for name in segnet.available()[1:]:
-        ref = segnet.NetSegmenter.load(WEIGHTS_DIR / f"{name}.seg.safetensors")
-        net = npnet.SegNetLite(npnet.read_safetensors(WEIGHTS_DIR / f"{name}.seg.safetensors")[0])
+    for name in segmenters.available()[1:]:
+        ref = NetSegmenter.load(zoo.find(name, "segmenter"))
+        net = npnet.SegNetLite(npnet.read_safetensors(zoo.find(name, "segmenter"))[0])
         t_np, _ = timed(lambda net=net, ref=ref: npnet.segment(net, x, ref.work_size), a.repeat)
         t_t, _ = timed(lambda ref=ref: ref.segment(x), a.repeat)
         rows.append((f"segment, {name} (work size {ref.work_size})", t_np, t_t))

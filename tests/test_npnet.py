@@ -13,9 +13,8 @@ import torch
 import torch.nn.functional as F
 from conftest import synthetic
 
-from dsslic import npnet
+from dsslic import npnet, zoo
 from dsslic.models import LearnedConfig, LearnedModel
-from dsslic.registry import WEIGHTS_DIR
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -94,12 +93,12 @@ def test_lean_refuses_what_it_does_not_run(tmp_path) -> None:
 
 @pytest.mark.parametrize("name", ["photo", "camvid11"])
 def test_shipped_segmenters_agree_with_torch(name) -> None:
-    from dsslic import segnet
+    from dsslic.segmenters.segnetlite import NetSegmenter
 
-    path = WEIGHTS_DIR / f"{name}.seg.safetensors"
-    if not path.is_file():
+    path = zoo.find(name, "segmenter")
+    if path is None:
         pytest.skip(f"{name} not shipped")
-    ref = segnet.NetSegmenter.load(path)
+    ref = NetSegmenter.load(path)
     net = npnet.SegNetLite(npnet.read_safetensors(path)[0])
     x = synthetic(180, 250, seed=3)
     with torch.inference_mode():  # the network alone, then the whole segment() with resizing to the work size

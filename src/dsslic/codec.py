@@ -231,17 +231,17 @@ class Codec:
         self.residual_coding = residual_coding or ResidualCoding()
 
     @property
-    def segmenter(self) -> segnet.Segmenter:
+    def segmenter(self) -> segmenters.Segmenter:
         """The encoder's segmenter, made when first needed (a decoder never needs one). A model trained with label
         maps needs its own segmenter's; a label-free one still stores a real map (for search and per-object
         coding): the default segmenter's."""
         if self._segmenter is None:
-            from . import segnet
+            from . import segmenters
 
             seg = self._segmenter_arg
             if seg is None:
-                seg = self.model.segmenter if self.model.num_labels else segnet.default_name()
-            seg = segnet.get(seg, device=self._segmenter_device) if isinstance(seg, str) else seg
+                seg = self.model.segmenter if self.model.num_labels else segmenters.default_name()
+            seg = segmenters.get(seg, device=self._segmenter_device) if isinstance(seg, str) else seg
             if self.model.num_labels and seg.num_labels > self.model.num_labels:
                 raise DsslicInputError(f"segmenter {seg.name!r} has {seg.num_labels} labels; "
                                        f"model {self.model.name!r} takes {self.model.num_labels}")
