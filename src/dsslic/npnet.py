@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import DsslicInputError
+
 #: bound on one convolution's im2col temporary (bytes): peak memory stays linear in pixels, with a small constant
 BAND_BYTES = 512 << 10
 BN_EPS = 1e-5  # torch.nn.BatchNorm2d's default
@@ -205,12 +207,12 @@ class LeanRecNet:
             raise ValueError("the numpy runtime runs lean models with an area c, alpha 8 and no label input")
         self.config, self.name, self.model_id = dict(config), config.get("name", "custom"), model_id
         self.up_mode = config.get("up_mode", "bilinear")
-        n_blocks = config.get("n_blocks", 9)
+        p = "recnet.finenet."
+        n_blocks = sum(1 for k in tensors if k.startswith(f"{p}blocks.") and k.endswith(".0.weight"))
 
         def conv(key: str) -> Conv:
             return Conv.from_torch(tensors[f"{key}.weight"], tensors[f"{key}.bias"], pad=1, mode="edge")
 
-        p = "recnet.finenet."
         self.head = conv(p + "head")
         self.blocks = [(conv(f"{p}blocks.{i}.0"), conv(f"{p}blocks.{i}.2")) for i in range(n_blocks)]
         self.tail = [conv(f"{p}tail.{i}") for i in (0, 3, 5, 8, 10)]
@@ -218,8 +220,8 @@ class LeanRecNet:
     @classmethod
     def load(cls, path: str | os.PathLike) -> LeanRecNet:
         tensors, meta = read_safetensors(path)
-        if "config" not in meta or "model_id" not in meta:
-            raise ValueError(f"{path}: no dsslic config and model id in the safetensors metadata")
+        if "config" not in meta or "model_id" not in meta:  # models.save() writes both
+            raise DsslicInputError(f"{path}: no dsslic config and model id in the safetensors metadata")
         return cls(tensors, json.loads(meta["config"]), bytes.fromhex(meta["model_id"]))
 
     def compact(self, x: np.ndarray) -> np.ndarray:
@@ -284,11 +286,11 @@ class SegNetLite:
     """segnet.SegNetLite in numpy, BatchNorm folded into the convolutions: image in [0, 1] (3, H, W) -> logits."""
 
     def __init__(self, tensors: Mapping[str, np.ndarray]) -> None:
-        self.t = tensors
-
-        def cbr(key: str, stride: int = 1, dilation: int = 1, k: int = 3, bn: str | None = None) -> Conv:
-            bn_key = bn or key[:-1] + str(int(key[-1]) + 1)
-            return Conv.from_torch(tensors[f"{key}.weight"], tensors.get(f"{key}.bias"), self._bn(bn_key),
+        def cbr(key: str, stride: int = 1, dilation: int = 1, k: int = 3) -> Conv:
+            """A convolution (key ``....N``) and the BatchNorm after it (``....N+1``), folded."""
+            bn = key[:-1] + str(int(key[-1]) + 1)
+            stats = {n: tensors[f"{bn}.{n}"] for n in ("weight", "bias", "running_mean", "running_var")}
+            return Conv.from_torch(tensors[f"{key}.weight"], tensors.get(f"{key}.bias"), stats,
                                    stride=stride, dilation=dilation, pad=dilation * (k // 2))
 
         def res(key: str, stride: int = 1, dilation: int = 1) -> tuple[Conv, Conv, Conv | None]:
@@ -306,10 +308,6 @@ class SegNetLite:
                      Conv.from_torch(tensors["head.4.weight"], tensors["head.4.bias"])]
         self.mean = tensors.get("mean", IMAGENET_MEAN).reshape(3).astype(np.float32)
         self.std = tensors.get("std", IMAGENET_STD).reshape(3).astype(np.float32)
-        del self.t
-
-    def _bn(self, key: str) -> dict[str, np.ndarray]:
-        return {n: self.t[f"{key}.{n}"] for n in ("weight", "bias", "running_mean", "running_var")}
 
     @staticmethod
     def _res(x: np.ndarray, block: tuple[Conv, Conv, Conv | None]) -> np.ndarray:
