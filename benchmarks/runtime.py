@@ -59,14 +59,14 @@ def lean_path(arg: str | None, tmp: str) -> tuple[Path, str]:
     path = zoo.find(arg or "lean")
     if path is not None:
         return path, str(arg or "lean")
-    torch.manual_seed(0)  # the trained model's shape (width 40, 4 blocks, bicubic up), random weights
-    m = LearnedModel(LearnedConfig(name="lean-random", arch="lean", compact="area", width=40, n_blocks=4,
+    torch.manual_seed(0)  # the shape being trained (width 32, 6 blocks, bicubic up), random weights
+    m = LearnedModel(LearnedConfig(name="lean-random", arch="lean", compact="area", width=32, n_blocks=6,
                                    up_mode="bicubic"))
     for p in m.parameters():
         p.data.normal_(0, 0.05)
     path = Path(tmp) / "lean-random.safetensors"
     m.save(path)
-    return path, "random-weight lean (width 40, 4 blocks; no lean.safetensors shipped)"
+    return path, "random-weight lean (width 32, 6 blocks; no lean.safetensors shipped)"
 
 
 def main() -> None:
