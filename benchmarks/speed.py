@@ -71,9 +71,9 @@ def main() -> None:
     t_cc, c_bytes = timed(lambda: cc.encode(c8, q_c), a.repeat)
     t_dc, c8 = timed(lambda: cc.decode(c_bytes, c8.shape), a.repeat)
     t_rec, xc = timed(lambda: (codec.recnet(sp, c8), sync())[0], a.repeat)
-    rc = codec._residual_codec("hevc")
-    bits = codec.residual_coding.bits
-    rn, lo, hi = codec._residual(x, xc[:h, :w], bits)
+    coder = codec.residual_coder("hevc")  # the paper's min/max residual through HEVC
+    rc = coder.image_codec()
+    rn, lo, hi = coder.samples(x.astype(np.int16) - xc[:h, :w].astype(np.int16))
     t_res, r_bytes = timed(lambda: rc.encode(rn, a.qp), a.repeat)
     t_enc, res = timed(lambda: codec.encode(x, quality=a.qp), a.repeat)
     rows += [("encode", "segment (SegNet)", t_seg), ("encode", f"code s (1/{f_seg}, {codecs.by_id(s_layer.codec_id).name})", t_segc),
