@@ -174,25 +174,22 @@ class Codec:
         enhance: str | enhance.EnhanceModel | None = None,
         residual_coding: ResidualCoding | None = None,
     ) -> None:
-        import torch
+        from . import npnet, zoo
 
-        from . import models, segmenters
+        # a lean model runs in numpy (dsslic.npnet, on the CPU: no torch import), on both sides of a file
+        self.model: models.DsslicModel | npnet.LeanRecNet | None = npnet.model_for(model or zoo.default_model())
+        self.device: torch.device | None = None
+        if self.model is None:
+            import torch
 
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise DsslicInputError("--device cuda asked for, but PyTorch sees no CUDA device")
-        self.device = torch.device(device)
-        m = models.load(model or models.default_model()) if not isinstance(model, models.DsslicModel) else model
-        self.model = m.to(self.device).eval()
-        # a model trained with label maps needs its own segmenter's; a label-free one still stores a real map
-        # (for search and per-object coding): the default segmenter's
-        seg = segmenter if segmenter is not None else (self.model.segmenter if self.model.num_labels
-                                                      else segmenters.default_name())
-        self.segmenter = segmenters.get(seg, device=device) if isinstance(seg, str) else seg
-        if self.model.num_labels and self.segmenter.num_labels > self.model.num_labels:
-            raise DsslicInputError(
-                f"segmenter {self.segmenter.name!r} has {self.segmenter.num_labels} labels; "
-                f"model {self.model.name!r} takes {self.model.num_labels}"
-            )
+            from . import models
+
+            if device.startswith("cuda") and not torch.cuda.is_available():
+                raise DsslicInputError("--device cuda asked for, but PyTorch sees no CUDA device")
+            self.device = torch.device(device)
+            m = models.load(model or zoo.default_model()) if not isinstance(model, models.DsslicModel) else model
+            self.model = m.to(self.device).eval()
+        self._segmenter_arg, self._segmenter, self._segmenter_device = segmenter, None, device
         self.max_pixels = max_pixels
         self.alpha = self.model.alpha
         # networks run in overlapping tiles of tile x tile pixels (full resolution) on large images
@@ -208,6 +205,24 @@ class Codec:
     @property
     def residual_coding(self) -> ResidualCoding:
         return self.residual_options.coding
+
+    @property
+    def segmenter(self) -> segmenters.Segmenter:
+        """The encoder's segmenter, made when first needed (a decoder never needs one). A model trained with label
+        maps needs its own segmenter's; a label-free one still stores a real map (for search and per-object
+        coding): the default segmenter's."""
+        if self._segmenter is None:
+            from . import segmenters
+
+            seg = self._segmenter_arg
+            if seg is None:
+                seg = self.model.segmenter if self.model.num_labels else segmenters.default_name()
+            seg = segmenters.get(seg, device=self._segmenter_device) if isinstance(seg, str) else seg
+            if self.model.num_labels and seg.num_labels > self.model.num_labels:
+                raise DsslicInputError(f"segmenter {seg.name!r} has {seg.num_labels} labels; "
+                                       f"model {self.model.name!r} takes {self.model.num_labels}")
+            self._segmenter = seg
+        return self._segmenter
 
     @property
     def encoder_tag(self) -> str:
@@ -253,6 +268,8 @@ class Codec:
 
     def compact(self, x_pad: np.ndarray, s_pad: np.ndarray) -> np.ndarray:
         """c = CompNet(x, s), rounded to the 8-bit image that is stored."""
+        if self.device is None:  # the numpy runtime's area c: exact integer block means, no tiles needed
+            return self.model.compact(x_pad)
         import torch
 
         h, w = x_pad.shape[:2]
@@ -264,11 +281,14 @@ class Codec:
 
     def recnet(self, s_pad: np.ndarray, c8: np.ndarray) -> np.ndarray:
         """x' = RecNet(s, c) from the decoded layers, rounded to 8 bits (both sides do the same)."""
-        import torch
-
         h, w = s_pad.shape[:2]
         s_pad = _pad_min(s_pad, self.model.min_size)
         c8 = _pad_min(c8, self.model.min_size // self.alpha)
+        if self.device is None:  # the numpy runtime, in the same tiles (channels first, as tiled() cuts them)
+            x = self._tiled(lambda c: self.model.reconstruct(c.transpose(1, 2, 0)).transpose(2, 0, 1),
+                            [c8.transpose(2, 0, 1)], [self.alpha], 1, s_pad.shape[:2])
+            return np.ascontiguousarray(x.transpose(1, 2, 0)[:h, :w])
+        import torch
 
         def run(s: torch.Tensor | None, c: torch.Tensor) -> torch.Tensor:  # one tile, rounded to 8 bits there
             x = self.model.reconstruct(None if s is None else s.long(), c)
