@@ -30,9 +30,10 @@ from _report import emit
 from PIL import Image
 from tqdm import tqdm
 
-from dsslic import segmenters
+from dsslic import segmenters, zoo
 from dsslic.segmenters import labelspace
 from dsslic.segmenters.segnetlite import NetSegmenter
+from dsslic.segmenters.segnetlite_np import NumpySegmenter
 from dsslic.training.segnet import confusion, scores
 
 ROOT = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "camvid"
@@ -61,10 +62,15 @@ def main() -> None:
     ap.add_argument("--flip", action="store_true", help="average the logits of the image and its mirror")
     ap.add_argument("--work-size", type=int, help="override the network's working resolution (long side)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--runtime", choices=["numpy", "torch"], help="run a SegNetLite in numpy (the CPU default, no "
+                                                                   "torch) or torch (the default on other devices)")
     ap.add_argument("--out")
     a = ap.parse_args()
     seg = segmenters.get(a.segmenter, device=a.device)
-    if isinstance(seg, NetSegmenter):
+    path = zoo.find(a.segmenter, "segmenter")
+    if a.runtime and path is not None:
+        seg = NumpySegmenter.load(path) if a.runtime == "numpy" else NetSegmenter.load(path, device=a.device)
+    if isinstance(seg, (NetSegmenter, NumpySegmenter)):
         seg.flip = a.flip
         if a.work_size:
             seg.work_size = a.work_size
@@ -108,6 +114,7 @@ def main() -> None:
              + (f", scored in {a.source}'s classes" if a.source else "") + ").", "",
              f"**mIoU {100 * miou:.1f}%** over {int(present.sum())} classes, pixel accuracy "
              f"{100 * sc['pixel_acc']:.1f}%, {statistics.median(times):.3f} s per 768x512 image on {a.device} "
+             f"({'numpy' if isinstance(seg, NumpySegmenter) else 'torch'} runtime) "
              f"({statistics.median(cpu):.3f} s of CPU time; {torch.get_num_threads()} thread(s); load average "
              f"{os.getloadavg()[0]:.1f}).", "",
              "| class | IoU |", "|---|---|"]

@@ -11,6 +11,7 @@ HEVC decoding this file's residual in the same run (a reference that moves with 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import subprocess
@@ -53,7 +54,8 @@ def main() -> None:
         rng = np.random.default_rng(0)
         x = np.clip(rng.normal(128, 40, (512, 768, 3)).cumsum(1) / 30 + 128, 0, 255).astype(np.uint8)
     codec = Codec(a.model, device=a.device)
-    sync = torch.cuda.synchronize if codec.device.type == "cuda" else (lambda: None)
+    cuda = codec.device is not None and codec.device.type == "cuda"  # device None: the numpy runtime (dsslic.npnet)
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     h, w = x.shape[:2]
     alpha = codec.alpha
     rows = []
@@ -69,9 +71,9 @@ def main() -> None:
     t_cc, c_bytes = timed(lambda: cc.encode(c8, q_c), a.repeat)
     t_dc, c8 = timed(lambda: cc.decode(c_bytes, c8.shape), a.repeat)
     t_rec, xc = timed(lambda: (codec.recnet(sp, c8), sync())[0], a.repeat)
-    rc = codec._residual_codec("hevc")
-    bits = codec.residual_coding.bits
-    rn, lo, hi = codec._residual(x, xc[:h, :w], bits)
+    coder = codec.residual_coder("hevc")  # the paper's min/max residual through HEVC
+    rc = coder.image_codec()
+    rn, lo, hi = coder.samples(x.astype(np.int16) - xc[:h, :w].astype(np.int16))
     t_res, r_bytes = timed(lambda: rc.encode(rn, a.qp), a.repeat)
     t_enc, res = timed(lambda: codec.encode(x, quality=a.qp), a.repeat)
     rows += [("encode", "segment (SegNet)", t_seg), ("encode", f"code s (1/{f_seg}, {codecs.by_id(s_layer.codec_id).name})", t_segc),
@@ -97,7 +99,7 @@ def main() -> None:
     rows += [("decode", "total (Codec.decode)", t_dec)]
 
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "from dsslic.codec import Codec; Codec('plain')"], check=True)
+    subprocess.run([sys.executable, "-c", f"from dsslic.codec import Codec; Codec({a.model or 'plain'!r})"], check=True)
     t_import = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as tmp:  # one-image CLI round trip, start-up included
         src, mid, dst = a.image or str(Path(tmp) / "x.png"), str(Path(tmp) / "x.dsslic"), str(Path(tmp) / "y.png")
@@ -106,22 +108,27 @@ def main() -> None:
 
             Image.fromarray(x).save(src)
         model = ["--model", a.model] if a.model else []
+        c0 = os.times()
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-m", "dsslic.cli", "compress", "--quiet", src, "-o", mid, "--qp", str(a.qp), *model],
                        check=True)
         t_cli_enc = time.perf_counter() - t0
         subprocess.run([sys.executable, "-m", "dsslic.cli", "decompress", mid, "-o", dst, *model], check=True)
         t_cli = time.perf_counter() - t0
+        c1 = os.times()
+        cpu_cli = c1.children_user + c1.children_system - c0.children_user - c0.children_system
 
-    dev = torch.cuda.get_device_name() if codec.device.type == "cuda" else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    runtime = "torch" if codec.device is not None else "numpy runtime"
+    dev = torch.cuda.get_device_name() if cuda else f"{platform.processor() or platform.machine()}, {runtime}, {torch.get_num_threads()} torch threads"
     print(f"image {w}x{h}, model {codec.model.name}, residual hevc qp {a.qp}: {len(res.data)} bytes, "
           f"{res.bpp:.4f} bpp, PSNR {res.psnr:.2f} dB; device {dev}; median of {a.repeat}")
     print("\n| step | stage | seconds | x HEVC residual decode |\n|---|---|---|---|")
     for step, stage, t in rows:
         print(f"| {step} | {stage} | {t:.3f} | {t / t_dr:.2f} |")
-    print(f"\nstart-up (python + a ready Codec, torch imported): {t_import:.2f} s")
+    print(f"\nstart-up (python + a ready Codec for {a.model or 'plain'}, {runtime}): {t_import:.2f} s")
     print(f"CLI round trip (dsslic compress then decompress, one image, start-up included): {t_cli:.2f} s "
-          f"(compress {t_cli_enc:.2f} s)")
+          f"(compress {t_cli_enc:.2f} s); CPU time of the two processes {cpu_cli:.2f} s (load average "
+          f"{os.getloadavg()[0]:.1f}: on a busy machine the wall time waits for the CPU)")
 
 
 if __name__ == "__main__":

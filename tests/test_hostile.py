@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from dsslic import bitstream, codecs
-from dsslic.codec import _upscale_labels, decode_layers, info
+from dsslic.codec import _upscale_labels, decode_layers
+from dsslic.decoding import info
 from dsslic.errors import DsslicFormatError
 
 FUZZ = Path(__file__).resolve().parents[1] / "fuzz"

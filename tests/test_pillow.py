@@ -12,7 +12,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 import dsslic
 import dsslic.pillow  # noqa: F401  (registers the format)
-from dsslic.codec import info
+from dsslic.decoding import info
 
 
 @pytest.fixture()

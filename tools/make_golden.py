@@ -29,31 +29,32 @@ RESTORE = "restore-golden.restore.safetensors"
 
 #: name -> encoder settings. "labels": the label-map PNG as the base layer (FileSegmenter, coded with JPEG XL);
 #: otherwise the `none` segmenter (a constant map, the `const` codec). All use the integer-exact `plain` model.
+#: "compact_q": c's quality, explicit because the joint rule's default moves (K = 9 when v2 was written, now 25).
 CASES: dict[str, dict] = {
-    "plain-hevc": {"residual": "hevc"},
-    "plain-none": {"residual": "none"},
-    "plain-avif": {"residual": "avif", "quality": 60},
-    "plain-jxl": {"residual": "jxl", "quality": 80},
-    "plain-webp": {"residual": "webp", "quality": 70},
-    "plain-jpeg2000": {"residual": "jpeg2000", "quality": 40},
-    "labels-hevc": {"residual": "hevc", "quality": 35, "labels": True},
-    "labels-f2-webp": {"residual": "webp", "quality": 50, "labels": True, "seg_factor": 2},
+    "plain-hevc": {"residual": "hevc", "compact_q": 38},
+    "plain-none": {"residual": "none", "compact_q": 22},
+    "plain-avif": {"residual": "avif", "quality": 60, "compact_q": 38},
+    "plain-jxl": {"residual": "jxl", "quality": 80, "compact_q": 38},
+    "plain-webp": {"residual": "webp", "quality": 70, "compact_q": 38},
+    "plain-jpeg2000": {"residual": "jpeg2000", "quality": 40, "compact_q": 38},
+    "labels-hevc": {"residual": "hevc", "quality": 35, "labels": True, "compact_q": 44},
+    "labels-f2-webp": {"residual": "webp", "quality": 50, "labels": True, "seg_factor": 2, "compact_q": 38},
     # the base layer re-coded with dsslic's own label-map coder: a legal file the encoder does not choose for a
     # map this small (JPEG XL is smaller), written so that coder's stream is pinned too
-    "labels-labelmap-hevc": {"residual": "hevc", "labels": True, "seg_codec": "labelmap"},
+    "labels-labelmap-hevc": {"residual": "hevc", "labels": True, "seg_codec": "labelmap", "compact_q": 38},
     # an untrained, tiny enhancement model (committed: torch's initialisation may change between releases). Its
     # entropy decoding is exact anywhere; its float transforms only with the same torch on the same kind of CPU
     # ("float"): elsewhere the full decode is compared with a stored reference, within a tolerance
     "plain-learned": {"residual": "learned", "enhance": ENHANCE, "float": True},
     # version 2: lossy compact layers (the default is HEVC), a residual at 8 bits and at a fixed mapping
-    "plain-hevc-c-avif": {"residual": "hevc", "compact": "avif"},
-    "plain-hevc-c-jxl": {"residual": "hevc", "compact": "jxl"},
+    "plain-hevc-c-avif": {"residual": "hevc", "compact": "avif", "compact_q": 80},
+    "plain-hevc-c-jxl": {"residual": "hevc", "compact": "jxl", "compact_q": 90},
     "plain-hevc8-c-lossless": {"residual": "hevc", "compact": "jxl-lossless", "bits": 8},
-    "plain-hevc-fixed": {"residual": "hevc", "quality": 30, "mapping": "fixed"},
+    "plain-hevc-fixed": {"residual": "hevc", "quality": 30, "mapping": "fixed", "compact_q": 39},
     # a region of interest (issue 17): classes and boost in the residual layer's params
-    "labels-roi-hevc": {"residual": "hevc", "labels": True, "roi": "class2,class3", "roi_boost": 6},
+    "labels-roi-hevc": {"residual": "hevc", "labels": True, "roi": "class2,class3", "roi_boost": 6, "compact_q": 38},
     # a restoration filter named in the residual layer (issue 16): a tiny seeded random one (committed), float
-    "plain-hevc-restore": {"residual": "hevc", "quality": 35, "restore": RESTORE, "float": True},
+    "plain-hevc-restore": {"residual": "hevc", "quality": 35, "restore": RESTORE, "float": True, "compact_q": 44},
 }
 
 
@@ -144,7 +145,7 @@ def encode(case: dict, image: np.ndarray, labels: np.ndarray | None) -> bytes:
     codec.restore_always = "restore" in case  # a random filter: named whether or not it helps
     roi = codec.roi(case["roi"], case.get("roi_boost"), case["residual"]) if "roi" in case else None
     data = codec.encode(image, residual=case["residual"], quality=case.get("quality"), compact=case.get("compact"),
-                        roi=roi).data
+                        compact_q=case.get("compact_q"), roi=roi).data
     if "seg_codec" not in case:
         return data
     from dsslic import bitstream, codecs

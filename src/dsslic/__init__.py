@@ -26,12 +26,12 @@ if TYPE_CHECKING:
 _codecs: dict[tuple, Any] = {}
 
 
-def _codec(model: str | None, device: str, segmenter: str | None = None) -> "Codec":
+def _codec(model: str | None, device: str, segmenter: str | None = None, enhance: str | None = None) -> "Codec":
     from .codec import Codec
 
-    key = (model, device, segmenter)
+    key = (model, device, segmenter, enhance)
     if key not in _codecs:
-        _codecs[key] = Codec(model=model, device=device, segmenter=segmenter)
+        _codecs[key] = Codec(model=model, device=device, segmenter=segmenter, enhance=enhance)
     return _codecs[key]
 
 
@@ -45,27 +45,20 @@ def compress(image: Any, *, model: str | None = None, residual: str = "hevc", qu
                                                      roi=roi, roi_boost=roi_boost)
 
 
-def decompress(data: bytes, *, layers: str = "full", model: str | None = None, device: str = "cpu") -> Any:
+def decompress(data: bytes, *, layers: str = "full", model: str | None = None, device: str = "cpu",
+               enhance: str | None = None) -> Any:
     """Decode ``.dsslic`` bytes to a uint8 HxWx3 numpy array (``layers``: seg, coarse or full; seg runs no network
-    and does not import torch)."""
-    if layers == "seg":
-        from . import bitstream
-        from .codec import decode_layers, render_labels
+    and does not import torch). ``model``/``enhance``: decode with these instead of the installed ones the file
+    names (dsslic.decoding decides, as for the command line)."""
+    from . import bitstream, decoding
 
-        hd = bitstream.parse(data)
-        return render_labels(hd, decode_layers(hd, "seg").s)
-    if model is None:
-        from . import bitstream, registry
-
-        model = registry.name_for_id(bitstream.parse(data).model_id)
-        if model is None:
-            raise DsslicFormatError("file was made with a model this installation does not have")
-    return _codec(model, device).decompress(data, layers)  # type: ignore[arg-type]
+    return decoding.decode(bitstream.parse(data), layers, model, enhance,  # type: ignore[arg-type]
+                           lambda who: _codec(who.model, device, who.segmenter, who.enhance))
 
 
 def info(data: bytes) -> dict:
     """Describe a ``.dsslic`` file without running any network."""
-    from .codec import info as _info
+    from .decoding import info as _info
 
     return _info(data)
 

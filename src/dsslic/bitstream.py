@@ -70,6 +70,8 @@ PARAMS: dict[LayerKind, dict[str, tuple[int, str]]] = {
 PARAM_DEFAULTS: dict[str, object] = {"range": (0, 0), "bits": 8}
 MAX_PARAMS_BYTES = 255  # the blob's length is one byte
 RESIDUAL_BITS = (8, 10, 12)
+#: a layer's setting is one byte in the layer table, 255 meaning none: settings above this cannot be stored
+MAX_QUALITY = 254
 
 
 @dataclass
@@ -243,7 +245,9 @@ def serialize(h: Header) -> bytes:
     head.append(len(h.layers))
     for layer in h.layers:
         q = 255 if layer.quality is None else layer.quality
-        head += bytes([int(layer.kind), layer.codec_id, min(q, 255)]) + _pack_params(layer)
+        if not 0 <= q <= MAX_QUALITY and layer.quality is not None:
+            raise ValueError(f"layer setting {q} does not fit the layer table (0..{MAX_QUALITY})")
+        head += bytes([int(layer.kind), layer.codec_id, q]) + _pack_params(layer)
         head += _varint(len(layer.data)) + struct.pack("<I", layer.crc)
     head += struct.pack("<I", zlib.crc32(head))
     return bytes(head) + b"".join(layer.data for layer in h.layers)

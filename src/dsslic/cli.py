@@ -140,7 +140,7 @@ def _jobs(inputs: list[str], out: str) -> tuple[list[tuple[Path, Path]], bool]:
 
 def _quality(a: argparse.Namespace) -> int | None:
     """The residual's quality from -q/--quality or --qp, checked against its codec's range (no torch needed)."""
-    from . import bitstream, codecs
+    from . import residual
 
     if a.qp is not None and a.residual != "hevc":
         raise DsslicInputError("--qp is the HEVC setting; use -q/--quality for other residual codecs")
@@ -155,7 +155,7 @@ def _quality(a: argparse.Namespace) -> int | None:
     if quality is not None:
         if a.residual in ("none", "learned"):
             raise DsslicInputError(f"--residual {a.residual} has no quality setting")
-        codecs.get(bitstream.RESIDUAL_CODECS[a.residual]).check_quality(quality)
+        residual.check_quality(a.residual, quality)
     return quality
 
 
@@ -261,28 +261,17 @@ def cmd_decompress(a: argparse.Namespace) -> int:
                                    "--lossy-output-quality or --layers seg")
         return distributed.cli_batch(a, [(Path(a.input), Path(out))], "decompress", layers=a.layers)
     hd = bitstream.parse(data, a.max_pixels)  # a bad file fails here or in its layers, before torch is imported
-    from .codec import decode_layers, render_labels
+    from . import decoding
 
-    lay = decode_layers(hd, a.layers)
-    if a.layers == "seg":  # the base layer alone: no network, no torch
-        _warn_constant_labels(hd)
-        img = render_labels(hd, lay.s)
-    else:
-        from . import registry
-
-        model = a.model
-        if model is None:
-            model = registry.name_for_id(hd.model_id)  # torch is not imported to refuse an unknown model
-            if model is None:
-                raise DsslicInputError(
-                    f"{a.input}: made with model id {hd.model_id.hex()}, which this installation does not have "
-                    f"(installed: {', '.join(registry.available())}); pass --model PATH.safetensors"
-                )
+    def codec(who: decoding.Decoder):
         from .codec import Codec
 
-        codec = Codec(model=model, device=a.device, max_pixels=a.max_pixels, enhance=a.enhance,
-                      restore=False if a.no_restore else None)
-        img = codec.reconstruct(hd, lay, a.layers)
+        return Codec(model=who.model, segmenter=who.segmenter, device=a.device, max_pixels=a.max_pixels,
+                     enhance=who.enhance, restore=False if a.no_restore else None)
+
+    img = decoding.decode(hd, a.layers, a.model, a.enhance, codec, name=a.input)
+    if a.layers == "seg":  # the base layer alone: no network, no torch
+        _warn_constant_labels(hd)
     if out == STDIO:
         _write(out, encode_image(img, ".png"))
     else:
@@ -291,7 +280,7 @@ def cmd_decompress(a: argparse.Namespace) -> int:
 
 
 def cmd_info(a: argparse.Namespace) -> int:
-    from .codec import info  # torch-free: headers and the base layer only
+    from .decoding import info  # torch-free: headers and the base layer only
 
     _check_limits(a)
     d = info(_read(a.input), a.max_pixels)
@@ -354,12 +343,11 @@ _LAZY = {"eval": ("dsslic.evaluation.cli", "rate-distortion curves against class
 
 def _quality_help() -> str:
     """One knob for every residual codec: each one's scale and default, from the codecs themselves."""
-    from .bitstream import RESIDUAL_CODECS
-    from .codecs import get
+    from .residual import for_choice, names
 
     parts = []
-    for name, cid in RESIDUAL_CODECS.items():
-        c = get(cid)
+    for name in names():
+        c = for_choice(name)
         if c.default_quality is None or c.quality_range == (0, 0):
             continue
         lo, hi = c.quality_range
@@ -371,8 +359,8 @@ def _quality_help() -> str:
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     from . import __version__
-    from .bitstream import RESIDUAL_CODECS
     from .imageio import DEFAULT_MAX_PIXELS, LOSSLESS_OUTPUTS
+    from .residual import names as residual_names
 
     p = argparse.ArgumentParser(prog="dsslic", description="DSSLIC layered image compression",
                                 epilog="exit codes: 0 success; 2 bad input, file, argument or output path; "
@@ -399,7 +387,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     c.add_argument("--target-bpp", type=float,
                    help="search the residual's quality for the whole file to come closest under this many bits "
                         "per pixel (not with -q, nor with --residual none)")
-    c.add_argument("--residual", default="hevc", choices=[*RESIDUAL_CODECS, "none"],
+    c.add_argument("--residual", default="hevc", choices=[*residual_names(), "none"],
                    help="second enhancement layer codec (default hevc; none: the coarse layers only)")
     c.add_argument("--model", help=f"{model_help} (default: the shipped default)")
     c.add_argument("--compact-codec", choices=["hevc", "avif", "jxl", "jxl-lossless"],

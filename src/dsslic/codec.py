@@ -5,9 +5,10 @@ Encode(x):
     c  <- CompNet(x, s)                first enhancement layer, 8-bit (lossless, or lossy at a quality chosen
                                        jointly with the residual's)
     x' <- RecNet(decoded s, decoded c) exactly what the decoder will compute
-    r  <- x - x';  r_n <- (r - lo) / (hi - lo) * (2^bits - 1)     second enhancement layer, lossy
-Decode(s, c, r_n, lo, hi, bits):
-    x' <- RecNet(s, c);  x~ <- x' + r_n * (hi - lo) / (2^bits - 1) + lo
+    r  <- x - x'                       second enhancement layer, lossy: a residual coder (dsslic.residual;
+                                       the paper's: min/max-rescaled, through an image codec)
+Decode(s, c, r):
+    x' <- RecNet(s, c);  x~ <- x' + r^
 
 x' is rounded to 8 bits on both sides, so the residual is an integer image and its range is exact.
 """
@@ -21,12 +22,12 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from . import bitstream, codecs
+from . import bitstream, codecs, residual
 from .bitstream import Header, Layer, LayerKind
 from .errors import DsslicFormatError, DsslicInputError
 from .imageio import DEFAULT_MAX_PIXELS, ImageLike, load_image
+from .residual import ResidualCoding
 from .roi import Roi
-from .roi import from_params as roi_from_params
 from .roi import resolve as resolve_roi
 from .tiling import pad_min as _pad_min
 from .tiling import pad_to as _pad_to
@@ -35,6 +36,7 @@ if TYPE_CHECKING:  # torch, the networks and segmenters are imported when a Code
     import torch  # a bad file is refused without paying for them
 
     from . import enhance, models, restoration, segmenters
+    from .segmenters.labelspace import LabelSpace
 
 Layers = Literal["seg", "coarse", "full"]
 
@@ -46,8 +48,10 @@ LABEL_BUDGET_BPP = 0.006
 COMPACT_CODECS = {"jxl-lossless": "jxl", "hevc": "hevc", "avif": "avif", "jxl": "jxl-lossy"}
 DEFAULT_COMPACT = "hevc"
 #: the joint rule, fitted on training photos (benchmarks/joint_rule.py): an HEVC c at QP = residual QP + K,
-#: the coarse preview (no residual) at COARSE_QP, other residual codecs with c at the rule's value for QP 29
-JOINT_K = 9
+#: the coarse preview (no residual) at COARSE_QP, other residual codecs with c at the rule's value for QP 29.
+#: K = 25 (reports/joint_rule.md, 10-bit residual, `general`): BD-rate fell with every larger K up to 25, where c
+#: sits at QP 47-51 at every eval setting; the residual, not c, is where bits buy PSNR
+JOINT_K = 25
 COARSE_QP = 22
 COMPACT_DEFAULTS = {"avif": 80, "jxl": 90}  # lossy c by other codecs, when no quality is given
 
@@ -60,32 +64,8 @@ def compact_quality(compact: str, residual: str, quality: int | None) -> int | N
         return COMPACT_DEFAULTS[compact]
     if residual == "none":
         return COARSE_QP
-    qp = quality if residual == "hevc" and quality is not None else codecs.get("hevc").default_quality
-    return int(np.clip(qp + JOINT_K, 0, 51))
-
-
-@dataclass(frozen=True)
-class ResidualCoding:
-    """How the residual is mapped to samples and HEVC-coded (encoder choices; the mapping is stored in the file).
-
-    ``mapping``: ``"minmax"`` (the paper: [min, max] of r onto the full sample range) or ``"fixed"`` (r/2 + 128
-    at 8 bits, r + 512 at 10 bits); ``bits``: 8, 10 or 12 (HEVC only); x265 ``tune`` and chroma QP offset.
-    """
-
-    mapping: str = "minmax"
-    bits: int = 10  # measured best (benchmarks/joint_rule.py --sweep residual: -2.7% against 8 bits)
-    tune: str = "ssim"  # at a fixed QP x265's ssim and psnr tunes code identically; "none" (psy-rd) differs
-    chroma_offset: int = 0
-
-    def hevc(self) -> codecs.HevcCodec:
-        from dataclasses import replace
-
-        return replace(codecs.get("hevc"), bits=self.bits, tune=self.tune, cbqpoffs=self.chroma_offset,
-                       crqpoffs=self.chroma_offset)
-
-    @property
-    def tag(self) -> str:
-        return f"{self.mapping}{self.bits}:{self.tune}:{self.chroma_offset:+d}"
+    q_res = quality if residual == "hevc" and quality is not None else codecs.get("hevc").default_quality
+    return int(np.clip(q_res + JOINT_K, 0, 51))
 
 
 @dataclass
@@ -96,7 +76,7 @@ class EncodeResult:
     width: int
     height: int
     layer_bytes: dict[str, int] = field(default_factory=dict)
-    quality: int | None = None
+    quality: int | None = None  # the residual's setting, as the residual layer stores it (None: no residual)
     compact_quality: int | None = None
     psnr_coarse: float | None = None
     psnr: float | None = None
@@ -121,11 +101,11 @@ def _upscale_labels(s: np.ndarray, f: int, h: int, w: int) -> np.ndarray:
     return np.take(np.take(s, np.arange(h) // f, axis=0), np.arange(w) // f, axis=1)
 
 
-def render_labels(hd: Header, s: np.ndarray) -> np.ndarray:
+def render_labels(hd: Header, s: np.ndarray, space: LabelSpace | None = None) -> np.ndarray:
     """The label map in colour, in the palette of the file's own label space (no network: torch-free)."""
     from .segmenters import labelspace
 
-    ls = labelspace.by_id(hd.segmenter_id)
+    ls = space or labelspace.by_id(hd.segmenter_id)
     if ls is None:
         warnings.warn(f"unknown label space {hd.segmenter_id.hex()}: the map is shown in a generic palette",
                       stacklevel=2)
@@ -149,21 +129,17 @@ class DecodedLayers:
 
     s: np.ndarray  # label map at full size
     c8: np.ndarray | None = None  # compact image
-    r8: np.ndarray | None = None  # rescaled residual
-    learned: bytes | None = None  # a learned enhancement layer: decoded by the Codec, given x' and c
+    residual: object = None  # the residual layer as far as it decodes without x' and c (its coder's unpack)
 
 
 def _decode_layer(hd: Header, kind: LayerKind, shape: tuple[int, ...]) -> np.ndarray:
     layer = hd.layer(kind)
     assert layer is not None  # parse() checked that the codec exists and fits this layer
     arr = codecs.by_id(layer.codec_id).decode(layer.data, shape)
-    bits = layer.param("bits") if kind == LayerKind.RESIDUAL else 8
-    sample = np.uint8 if bits == 8 else np.uint16
-    allowed = (np.uint8, np.uint16) if kind == LayerKind.SEG else (sample,)
-    if (arr.dtype not in allowed or arr.shape != tuple(shape)  # float or NaN label maps, 16-bit images, ...
-            or (kind == LayerKind.RESIDUAL and bits > 8 and int(arr.max(initial=0)) >> bits)):
+    allowed = (np.uint8, np.uint16) if kind == LayerKind.SEG else (np.uint8,)
+    if arr.dtype not in allowed or arr.shape != tuple(shape):  # float or NaN label maps, 16-bit images, ...
         raise DsslicFormatError(f"{kind.name.lower()} layer decodes to {arr.dtype} {arr.shape}, expected "
-                                f"{' or '.join(np.dtype(t).name for t in allowed)} {tuple(shape)} ({bits}-bit samples)")
+                                f"{' or '.join(np.dtype(t).name for t in allowed)} {tuple(shape)} (8-bit samples)")
     return arr
 
 
@@ -178,10 +154,7 @@ def decode_layers(hd: Header, layers: Layers = "full") -> DecodedLayers:
         out.c8 = _decode_layer(hd, LayerKind.COMPACT, hd.compact_shape)
     res = hd.layer(LayerKind.RESIDUAL)
     if layers == "full" and res is not None:
-        if res.codec_id == codecs.get("learned").id:
-            out.learned = res.data
-        else:
-            out.r8 = _decode_layer(hd, LayerKind.RESIDUAL, (h, w, 3))
+        out.residual = residual.class_for_layer(res).unpack(res, (h, w, 3))
     return out
 
 
@@ -202,25 +175,22 @@ class Codec:
         residual_coding: ResidualCoding | None = None,
         restore: str | bool | restoration.RestoreNet | None = None,
     ) -> None:
-        import torch
+        from . import npnet, zoo
 
-        from . import models, segmenters
+        # a lean model runs in numpy (dsslic.npnet, on the CPU: no torch import), on both sides of a file
+        self.model: models.DsslicModel | npnet.LeanRecNet | None = npnet.model_for(model or zoo.default_model())
+        self.device: torch.device | None = None
+        if self.model is None:
+            import torch
 
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise DsslicInputError("--device cuda asked for, but PyTorch sees no CUDA device")
-        self.device = torch.device(device)
-        m = models.load(model or models.default_model()) if not isinstance(model, models.DsslicModel) else model
-        self.model = m.to(self.device).eval()
-        # a model trained with label maps needs its own segmenter's; a label-free one still stores a real map
-        # (for search and per-object coding): the default segmenter's
-        seg = segmenter if segmenter is not None else (self.model.segmenter if self.model.num_labels
-                                                      else segmenters.default_name())
-        self.segmenter = segmenters.get(seg, device=device) if isinstance(seg, str) else seg
-        if self.model.num_labels and self.segmenter.num_labels > self.model.num_labels:
-            raise DsslicInputError(
-                f"segmenter {self.segmenter.name!r} has {self.segmenter.num_labels} labels; "
-                f"model {self.model.name!r} takes {self.model.num_labels}"
-            )
+            from . import models
+
+            if device.startswith("cuda") and not torch.cuda.is_available():
+                raise DsslicInputError("--device cuda asked for, but PyTorch sees no CUDA device")
+            self.device = torch.device(device)
+            m = models.load(model or zoo.default_model()) if not isinstance(model, models.DsslicModel) else model
+            self.model = m.to(self.device).eval()
+        self._segmenter_arg, self._segmenter, self._segmenter_device = segmenter, None, device
         self.max_pixels = max_pixels
         self.alpha = self.model.alpha
         # networks run in overlapping tiles of tile x tile pixels (full resolution) on large images
@@ -229,13 +199,34 @@ class Codec:
             raise DsslicInputError("seg_factor must be in 1..255")
         self.seg_factor = seg_factor  # the label map is stored at 1/seg_factor of the size (None: chosen per image)
         self.label_budget_bpp = label_budget_bpp
-        # the learned enhancement layer (--residual learned): a name, a path or a model; loaded when needed
-        self._enhance_arg = enhance
-        self._enhance_model: enhance.EnhanceModel | None = None
-        self.residual_coding = residual_coding or ResidualCoding()
+        # what the residual coders are configured with: the residual's mapping and HEVC choices, the learned
+        # layer's model (a name, a path or a model; loaded when needed), how its transforms are tiled
+        self.residual_options = residual.Options(residual_coding or ResidualCoding(), enhance, self._enhance_tiles)
         # the decoder's restoration filter (dsslic.restoration): None = the model's shipped one if any, False = off
         self._restore_arg, self._restore_net = restore, None
         self.restore_always = False  # the encoder names the filter only in files where it raises the PSNR
+
+    @property
+    def residual_coding(self) -> ResidualCoding:
+        return self.residual_options.coding
+
+    @property
+    def segmenter(self) -> segmenters.Segmenter:
+        """The encoder's segmenter, made when first needed (a decoder never needs one). A model trained with label
+        maps needs its own segmenter's; a label-free one still stores a real map (for search and per-object
+        coding): the default segmenter's."""
+        if self._segmenter is None:
+            from . import segmenters
+
+            seg = self._segmenter_arg
+            if seg is None:
+                seg = self.model.segmenter if self.model.num_labels else segmenters.default_name()
+            seg = segmenters.get(seg, device=self._segmenter_device) if isinstance(seg, str) else seg
+            if self.model.num_labels and seg.num_labels > self.model.num_labels:
+                raise DsslicInputError(f"segmenter {seg.name!r} has {seg.num_labels} labels; "
+                                       f"model {self.model.name!r} takes {self.model.num_labels}")
+            self._segmenter = seg
+        return self._segmenter
 
     @property
     def encoder_tag(self) -> str:
@@ -276,29 +267,29 @@ class Codec:
         q = restoration.strength(qp, *res.param("range"), res.param("bits"))  # type: ignore[misc]
         return restoration.apply(self.restorer(fid), x_tilde, x_coarse, s, q, self.tile)  # type: ignore[arg-type]
 
-    def enhancer(self, model_id: bytes | None = None) -> enhance.EnhanceModel:
-        """The learned enhancement model: the one given (encoding without one: the first shipped), or, decoding
-        without one, the shipped model whose id the file names."""
-        from . import enhance
+    def _restore_encode(self, x: np.ndarray, layer: Layer, x_hat: np.ndarray, x_coarse: np.ndarray, s: np.ndarray
+                        ) -> np.ndarray:
+        """Name the filter in the residual layer when it raises this image's PSNR (or always, with
+        ``restore_always``); the decoder's image either way."""
+        if (net := self.restorer()) is None:
+            return x_hat
+        layer.params["restore"] = (net.filter_id, layer.quality)
+        x_rest = self._restored(layer, x_hat, x_coarse, s)
+        if self.restore_always or psnr(x, x_rest) > psnr(x, x_hat):
+            return x_rest
+        del layer.params["restore"]
+        return x_hat
 
-        if self._enhance_model is None:
-            arg = self._enhance_arg
-            if arg is None:
-                m = enhance.for_id(model_id) if model_id is not None else enhance.load(None)
-            else:
-                m = arg if isinstance(arg, enhance.EnhanceModel) else enhance.load(arg)
-            self._enhance_model = m.eval()
-        if model_id is not None and model_id != self._enhance_model.model_id:
-            raise DsslicFormatError(f"file needs learned enhancement model id {model_id.hex()}; the one given is "
-                                    f"{self._enhance_model.model_id.hex()}")
-        return self._enhance_model
+    def residual_coder(self, choice: str) -> residual.ResidualCoder:
+        """The coder of a ``--residual`` choice, configured as this Codec is."""
+        return residual.for_choice(choice, self.residual_options)
 
-    def _enhance_tiles(self):
+    def _enhance_tiles(self, fn, ins, facs, out_f):
         """How the enhancement layer runs its full-size transforms: in overlapping tiles on large images."""
         from .tiling import tiled
 
-        return lambda fn, ins, facs, out_f: tiled(fn, ins, facs, out_f, (ins[0].shape[-2] * facs[0],
-                                                  ins[0].shape[-1] * facs[0]), self.tile, self.overlap, align=64)
+        return tiled(fn, ins, facs, out_f, (ins[0].shape[-2] * facs[0], ins[0].shape[-1] * facs[0]), self.tile,
+                     self.overlap, align=64)
 
     # ------------------------------------------------------------------ networks on numpy arrays
     def _img_tensor(self, x: np.ndarray) -> torch.Tensor:
@@ -327,6 +318,8 @@ class Codec:
 
     def compact(self, x_pad: np.ndarray, s_pad: np.ndarray) -> np.ndarray:
         """c = CompNet(x, s), rounded to the 8-bit image that is stored."""
+        if self.device is None:  # the numpy runtime's area c: exact integer block means, no tiles needed
+            return self.model.compact(x_pad)
         import torch
 
         h, w = x_pad.shape[:2]
@@ -338,11 +331,14 @@ class Codec:
 
     def recnet(self, s_pad: np.ndarray, c8: np.ndarray) -> np.ndarray:
         """x' = RecNet(s, c) from the decoded layers, rounded to 8 bits (both sides do the same)."""
-        import torch
-
         h, w = s_pad.shape[:2]
         s_pad = _pad_min(s_pad, self.model.min_size)
         c8 = _pad_min(c8, self.model.min_size // self.alpha)
+        if self.device is None:  # the numpy runtime, in the same tiles (channels first, as tiled() cuts them)
+            x = self._tiled(lambda c: self.model.reconstruct(c.transpose(1, 2, 0)).transpose(2, 0, 1),
+                            [c8.transpose(2, 0, 1)], [self.alpha], 1, s_pad.shape[:2])
+            return np.ascontiguousarray(x.transpose(1, 2, 0)[:h, :w])
+        import torch
 
         def run(s: torch.Tensor | None, c: torch.Tensor) -> torch.Tensor:  # one tile, rounded to 8 bits there
             x = self.model.reconstruct(None if s is None else s.long(), c)
@@ -398,42 +394,6 @@ class Codec:
                 break
         return f, s_stored, layer
 
-    def _residual(self, x: np.ndarray, x_coarse: np.ndarray, bits: int, gain: np.ndarray | None = None
-                  ) -> tuple[np.ndarray, int, int]:
-        """r = x - x' mapped to samples of ``bits`` bits: min/max-rescaled (the paper) or at a fixed offset;
-        with a region of interest, ``r * gain`` (dsslic.roi), always min/max-rescaled."""
-        r = x.astype(np.int16) - x_coarse.astype(np.int16)
-        top = (1 << bits) - 1
-        if gain is not None:
-            r = r * gain
-            lo, hi = int(np.floor(r.min())), int(np.ceil(r.max()))
-        elif self.residual_coding.mapping == "fixed":  # r/2 + 128 at 8 bits, r + 512 at 10
-            step = 2 if bits == 8 else 1
-            lo = -step * (1 << (bits - 1))
-            hi = lo + step * top
-        else:
-            lo, hi = int(r.min()), int(r.max())
-        dtype = np.uint8 if bits == 8 else np.uint16
-        if hi == lo:
-            return np.zeros(x.shape, dtype), lo, hi
-        rn = np.clip(np.rint((r - lo) * (top / (hi - lo))), 0, top).astype(dtype)
-        return rn, lo, hi
-
-    @staticmethod
-    def _add_residual(x_coarse: np.ndarray, rn: np.ndarray, lo: int, hi: int, bits: int = 8,
-                      gain: np.ndarray | None = None) -> np.ndarray:
-        out = np.empty(rn.shape, np.uint8)
-        scale = (hi - lo) / float((1 << bits) - 1)
-        for y in range(0, rn.shape[0], 256):  # in bands of rows: float temporaries for 256 rows, not the image
-            r = rn[y : y + 256].astype(np.float32) * scale + lo
-            if gain is not None:  # a region of interest: its residual was coded amplified
-                r = r / gain[y : y + 256]
-            out[y : y + 256] = np.clip(np.rint(x_coarse[y : y + 256].astype(np.float32) + r), 0, 255)
-        return out
-
-    def _residual_codec(self, residual: str) -> codecs.LayerCodec:
-        return self.residual_coding.hevc() if residual == "hevc" else codecs.get(bitstream.RESIDUAL_CODECS[residual])
-
     def encode(
         self,
         image: ImageLike,
@@ -448,63 +408,50 @@ class Codec:
     ) -> EncodeResult:
         """Compress ``image`` into one ``.dsslic`` file.
 
-        ``residual`` is a codec from :data:`bitstream.RESIDUAL_CODECS` or ``"none"`` (coarse layers only);
-        ``quality`` is its native setting (QP for hevc); ``target_bpp`` instead searches the setting
-        whose whole file comes closest under that many bits per pixel (bisection on real encodes).
-        ``compact`` codes c (:data:`COMPACT_CODECS`; default hevc, the paper's ``jxl-lossless`` under a
-        learned residual, whose models were trained on it) at ``compact_q``, or else at the quality the joint
-        rule :func:`compact_quality` gives for the residual's setting. ``roi`` (class names of the label space,
-        with ``roi_boost`` in QP steps, default 6) spends more of the residual's bits on those classes (dsslic.roi).
+        ``residual`` is a choice of :func:`residual.names` or ``"none"`` (coarse layers only); ``quality`` is
+        its native setting (QP for hevc; None: its default, resolved here, so ``EncodeResult.quality`` is what
+        the header stores); ``target_bpp`` instead searches the setting whose whole file comes closest under
+        that many bits per pixel (bisection on real encodes). ``compact`` codes c (:data:`COMPACT_CODECS`;
+        default hevc, or the residual coder's own, e.g. the paper's ``jxl-lossless`` under a learned residual,
+        whose models were trained on it) at ``compact_q``, or else at the quality the joint rule
+        :func:`compact_quality` gives for the residual's setting. ``roi`` (class names of the label space, with
+        ``roi_boost`` in QP steps, default 6) spends more of the residual's bits on those classes (dsslic.roi).
         """
         if target_bpp is not None and residual == "none":
             raise DsslicInputError("--target-bpp sets the residual's quality; with --residual none there is none to set")
         x = load_image(image, self.max_pixels)
         h, w = x.shape[:2]
-        compact = compact or ("jxl-lossless" if residual == "learned" else DEFAULT_COMPACT)
+        coder = self.residual_coder(residual) if residual != "none" else None
+        compact = compact or (coder and coder.default_compact) or DEFAULT_COMPACT
         if compact not in COMPACT_CODECS:
             raise DsslicInputError(f"unknown compact codec {compact!r}; choose from {', '.join(COMPACT_CODECS)}")
-        if residual != "none" and residual not in bitstream.RESIDUAL_CODECS:
-            raise DsslicInputError(
-                f"unknown residual codec {residual!r}; choose from {', '.join([*bitstream.RESIDUAL_CODECS, 'none'])}"
-            )
+        if coder is not None and target_bpp is None:
+            quality = coder.check_quality(quality)
         region = None if roi is None and roi_boost is None else self.roi(roi, roi_boost, residual)
         seg = self._seg_layer(x)
-        gain = region.gain_map(seg[1]) if region is not None else None
         bases: dict[int | None, tuple[Header, np.ndarray, np.ndarray]] = {}  # per quality of c, for the search
 
-        def finish(q: int | None) -> EncodeResult:
-            q_c = compact_q if compact_q is not None else compact_quality(compact, residual, q)
+        def finish(quality: int | None) -> EncodeResult:
+            q_c = compact_q if compact_q is not None else compact_quality(compact, residual, quality)
             if q_c not in bases:
                 bases[q_c] = self._base_layers(x, seg, compact, q_c)
-            header, x_coarse, c8 = bases[q_c]
+            header, x_coarse, c8 = bases[q_c]  # s, c and x' <- RecNet(s, c)
             hd = Header(**{**header.__dict__, "layers": list(header.layers)})
             x_hat = x_coarse
-            if residual == "learned":  # second enhancement layer coded given x' and c (dsslic.enhance)
-                payload, x_hat = self.enhancer().compress(x, x_coarse, c8, self._enhance_tiles())
-                hd.layers.append(Layer(LayerKind.RESIDUAL, codecs.get("learned").id, payload, 0))
-            elif residual != "none":
-                rc = self._residual_codec(residual)
-                bits = self.residual_coding.bits if residual == "hevc" else 8
-                rn, lo, hi = self._residual(x, x_coarse, bits, gain)
-                payload = rc.encode(rn, q)
-                hd.layers.append(Layer(LayerKind.RESIDUAL, rc.id, payload, rc.check_quality(q),
-                                       {"range": (lo, hi), "bits": bits, **(region.params if region else {})}))
-                x_hat = self._add_residual(x_coarse, rc.decode(payload, rn.shape), lo, hi, bits, gain)  # the decoder's
-                if residual == "hevc" and region is None and (net := self.restorer()) is not None:
-                    hd.layers[-1].params["restore"] = (net.filter_id, hd.layers[-1].quality)
-                    x_rest = self._restored(hd.layers[-1], x_hat, x_coarse, seg[1])
-                    if self.restore_always or psnr(x, x_rest) > psnr(x, x_hat):  # kept where it helps this image
-                        x_hat = x_rest
-                    else:
-                        del hd.layers[-1].params["restore"]
+            if coder is not None:  # r = x - x' coded given x' and c; x~ = x' + r^, the decoder's
+                layer, x_hat = coder.encode(x, x_coarse, c8, quality, region, seg[1])
+                hd.layers.append(layer)
+                if residual == "hevc" and region is None:  # x^ <- filter(x~, x', s, q) where it helps
+                    x_hat = self._restore_encode(x, layer, x_hat, x_coarse, seg[1])
             data = bitstream.serialize(hd)
             sizes = {k.kind.name.lower(): len(k.data) for k in hd.layers}
-            return EncodeResult(data, w, h, sizes, q, q_c, psnr(x, x_coarse), psnr(x, x_hat))
+            stored = hd.layers[-1].quality if coder is not None else None
+            return EncodeResult(data, w, h, sizes, stored, q_c, psnr(x, x_coarse), psnr(x, x_hat))
 
-        if target_bpp is None or residual == "none":
-            res = finish(quality if residual != "none" else None)
+        if target_bpp is None or coder is None:
+            res = finish(quality if coder is not None else None)
         else:
-            res = self._search_quality(finish, codecs.get(bitstream.RESIDUAL_CODECS[residual]), target_bpp)
+            res = self._search_quality(finish, coder, target_bpp)
             if verify:
                 res = finish(res.quality)
         if verify:
@@ -514,7 +461,7 @@ class Codec:
         return res
 
     @staticmethod
-    def _search_quality(finish, rc: codecs.LayerCodec, target_bpp: float) -> EncodeResult:
+    def _search_quality(finish, rc: residual.ResidualCoder, target_bpp: float) -> EncodeResult:
         """Best setting whose total file fits under ``target_bpp`` (quality assumed monotone in size)."""
         lo, hi = rc.quality_range
         order = list(range(lo, hi + 1)) if rc.higher_is_better else list(range(hi, lo - 1, -1))  # worst..best
@@ -555,22 +502,18 @@ class Codec:
             return render_labels(hd, lay.s)
         self._check_model(hd)
         x_coarse = self.recnet(_pad_to(lay.s, self.alpha), lay.c8)[: hd.height, : hd.width]  # x' <- RecNet(s, c)
-        if layers == "coarse" or (lay.r8 is None and lay.learned is None):
-            return x_coarse
-        if lay.learned is not None:  # x~ <- x' + g_s(y^, x')
-            enh = self.enhancer(lay.learned[:4])
-            return enh.decompress(lay.learned, x_coarse, lay.c8, self._enhance_tiles())
         res = hd.layer(LayerKind.RESIDUAL)
-        region = roi_from_params(res.params)  # type: ignore[union-attr]
-        gain = region.gain_map(lay.s) if region is not None else None
-        x_tilde = self._add_residual(x_coarse, lay.r8, hd.res_min, hd.res_max, res.param("bits"), gain)  # type: ignore[union-attr]
-        return self._restored(res, x_tilde, x_coarse, lay.s)  # type: ignore[arg-type]
+        if layers == "coarse" or res is None:
+            return x_coarse
+        coder = residual.for_layer(res, self.residual_options)
+        x_tilde = coder.decode(res, x_coarse, lay.c8, lay.s, lay.residual)  # x~ <- x' + r^
+        return self._restored(res, x_tilde, x_coarse, lay.s)  # x^ <- filter(x~, x', s, q) if the file names one
 
     def roi(self, classes: str | Sequence[str] | Roi | None, boost: int | None = None, residual: str = "hevc") -> Roi:
         """A region of interest in the label space this codec stores (bad classes, boost or residual: input error)."""
         if classes is None:
             raise DsslicInputError("--roi-boost needs --roi")
-        if residual in ("none", "learned"):
+        if residual == "none":
             raise DsslicInputError(f"--roi weights a coded residual; --residual {residual} has none to weight")
         if isinstance(classes, Roi):
             return classes
@@ -583,35 +526,3 @@ class Codec:
     def decompress(self, data: bytes, layers: Layers = "full") -> np.ndarray:
         return self.decode(data, layers)
 
-
-def info(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> dict:
-    """What a file holds, without running any network: sizes, model, labels present, layers, rate."""
-    from . import zoo
-    from .segmenters import labelspace
-
-    hd = bitstream.parse(data, max_pixels)
-    layers = []
-    for layer in hd.layers:
-        c = codecs.by_id(layer.codec_id)
-        layers.append({"layer": layer.kind.name.lower(), "codec": c.name, "quality": layer.quality,
-                       "bytes": len(layer.data), "bpp": 8 * len(layer.data) / (hd.width * hd.height)})
-    s = decode_layers(hd, "seg").s  # the base layer alone, with the same checks as decoding
-    model = zoo.name_for_id(hd.model_id)
-    space = labelspace.by_id(hd.segmenter_id)
-    names = list(space.class_names) if space is not None else None
-    ids, counts = np.unique(s, return_counts=True)  # area share of every class present
-    present = [int(v) for v in ids]
-    n = hd.width * hd.height
-    header_bytes = len(data) - sum(len(la.data) for la in hd.layers)
-    return {
-        "width": hd.width, "height": hd.height, "alpha": hd.alpha,
-        "model_id": hd.model_id.hex(), "model": model,
-        "segmenter_id": hd.segmenter_id.hex(), "label_space": space.name if space is not None else None,
-        "num_labels": hd.num_labels,
-        "labels_present": present,
-        "label_names_present": [names[i] for i in present if i < len(names)] if names else None,
-        "label_areas": {(names[i] if names and i < len(names) else str(i)): float(k) / s.size for i, k in zip(ids, counts)},
-        "residual_range": [hd.res_min, hd.res_max],
-        "header_bytes": header_bytes, "layers": layers, "bytes": len(data),
-        "bpp": 8 * len(data) / n, "bpp_per_channel": 8 * len(data) / n / 3,
-    }

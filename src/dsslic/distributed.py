@@ -102,8 +102,7 @@ def _compress(job: Job) -> Outcome:
 
 
 def _decompress(job: Job) -> Outcome:
-    from . import bitstream, zoo
-    from .codec import decode_layers
+    from . import bitstream, decoding
     from .imageio import DEFAULT_MAX_PIXELS, image_bytes
 
     cod = dict(job.codec)
@@ -113,12 +112,9 @@ def _decompress(job: Job) -> Outcome:
         raise DsslicInputError(f"{src}: no such file")
     data = src.read_bytes()
     hd = bitstream.parse(data, cod.get("max_pixels", DEFAULT_MAX_PIXELS))
-    if cod.get("model") is None:
-        cod["model"] = "plain" if layers == "seg" else zoo.name_for_id(hd.model_id)
-        if cod["model"] is None:
-            raise DsslicInputError(f"{src}: made with model id {hd.model_id.hex()}, which this installation does "
-                                   "not have; pass --model PATH.safetensors")
-    img = worker_codec(**cod).reconstruct(hd, decode_layers(hd, layers), layers)
+    img = decoding.decode(hd, layers, cod.pop("model", None), cod.pop("enhance", None), name=str(src),
+                          codec=lambda who: worker_codec(**{**cod, "model": who.model, "enhance": who.enhance,
+                                                            "segmenter": who.segmenter}))
     out = image_bytes(job.dst, img)
     return Outcome(job, out, note=f"{img.shape[1]}x{img.shape[0]}, {len(out)} bytes")
 

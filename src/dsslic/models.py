@@ -25,7 +25,7 @@ from . import zoo
 from .compnet import CompNet
 from .errors import DsslicInputError
 from .finenet import FineNet, LeanFineNet, RecNet, upsample
-from .zoo import available  # models.available(): the models this installation can load
+from .zoo import available, default_model  # noqa: F401  (models.available(): what this installation loads)
 
 
 class DsslicModel(nn.Module):
@@ -167,6 +167,3 @@ def load(name: str) -> DsslicModel:
     raise DsslicInputError(f"unknown model {name!r}; available: {', '.join(available())} (or a .safetensors path)")
 
 
-def default_model() -> str:
-    """The shipped default: ``general`` once trained weights ship, ``plain`` until then."""
-    return "general" if "general" in available() else "plain"

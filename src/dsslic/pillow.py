@@ -52,7 +52,7 @@ class DsslicImageFile(ImageFile.ImageFile):
     format_description = "DSSLIC layered image (semantic map, compact image, residual)"
 
     def _open(self) -> None:
-        from .codec import info
+        from .decoding import info
 
         assert self.fp is not None
         data = self.fp.read()

@@ -107,7 +107,8 @@ def _ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
 def analyse(name: str, data: bytes, codec, original: np.ndarray | None = None) -> ImageReport:
     """Decode ``data`` layer by layer with ``codec`` (the file's model) and measure against ``original``."""
     from . import bitstream
-    from .codec import decode_layers, info, psnr
+    from .codec import decode_layers, psnr
+    from .decoding import info
     from .segmenters import labelspace
 
     hd = bitstream.parse(data, codec.max_pixels)

@@ -34,15 +34,15 @@ def _pad_sym(a: np.ndarray, ph: int, pw: int) -> np.ndarray:
 
 
 def tiled(
-    fn: Callable[..., torch.Tensor],
-    inputs: Sequence[torch.Tensor | None],
+    fn: Callable[..., torch.Tensor | np.ndarray],
+    inputs: Sequence[torch.Tensor | np.ndarray | None],
     factors: Sequence[int],
     out_factor: int,
     size: tuple[int, int],
     tile: int,
     overlap: int,
     align: int,
-) -> torch.Tensor:
+) -> torch.Tensor | np.ndarray:
     """Apply ``fn(*inputs)`` tile by tile.
 
     ``size`` is the full-resolution (H, W); input ``i`` is at 1/``factors[i]`` of it (``None`` inputs
@@ -65,8 +65,9 @@ def tiled(
                 for t, f in zip(inputs, factors)
             ]
             y = fn(*crops)
-            if out is None:
-                out = y.new_empty(*y.shape[:-2], H // out_factor, W // out_factor)
+            if out is None:  # torch tensors or numpy arrays (dsslic.npnet)
+                shape = (*y.shape[:-2], H // out_factor, W // out_factor)
+                out = np.empty(shape, y.dtype) if isinstance(y, np.ndarray) else y.new_empty(*shape)
             f = out_factor
             out[..., y0 // f : y1 // f, x0 // f : x1 // f] = y[
                 ..., (y0 - ey0) // f : (y1 - ey0) // f, (x0 - ex0) // f : (x1 - ex0) // f

@@ -113,6 +113,11 @@ def available(kind: str = "model") -> list[str]:
     return [*KINDS[kind].builtin, *names(kind)]
 
 
+def default_model() -> str:
+    """The shipped default model: ``general`` once trained weights ship, ``plain`` until then."""
+    return "general" if "general" in names("model") else "plain"
+
+
 def shipped() -> list[str]:
     """Names of the shipped DSSLIC models (segmenters and enhancement layers apart)."""
     return names("model")

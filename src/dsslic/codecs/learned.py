@@ -1,4 +1,4 @@
-"""The learned enhancement layer's codec id: its payload is coded by dsslic.Codec (which holds x' and c)."""
+"""The learned enhancement layer's codec id: its payload is coded by dsslic.residual.LearnedCoder (given x' and c)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from .base import LayerCodec, Shape, register
 
 @register
 class LearnedCodec(LayerCodec):
-    """The learned enhancement layer (``enhance``): coded by the Codec, which holds the conditioning (x', c)."""
+    """The learned enhancement layer's id and name in the layer table (what files, ``info`` and the format's
+    whitelist name): its payload is coded by ``residual.LearnedCoder``, given x' and c, not as an image."""
 
     name = "learned"
     id = 11
@@ -19,7 +20,7 @@ class LearnedCodec(LayerCodec):
     description = "learned conditional transform coder with hyperprior (dsslic.enhance), range coded"
 
     def encode(self, img: np.ndarray, quality: int | None = None) -> bytes:
-        raise DsslicInputError("the learned layer is coded by dsslic.Codec, given the base layers")
+        raise DsslicInputError("the learned layer is coded by dsslic.residual.LearnedCoder, given the base layers")
 
     def decode(self, data: bytes, shape: Shape) -> np.ndarray:
-        raise DsslicFormatError("the learned layer is decoded by dsslic.Codec, given the base layers")
+        raise DsslicFormatError("the learned layer is decoded by dsslic.residual.LearnedCoder, given the base layers")

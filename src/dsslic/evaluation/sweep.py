@@ -191,7 +191,7 @@ def _versions(names: list[str], model: str | None, enhance: tuple[str, ...], per
         if base.model.num_labels:
             version["dsslic"] += "+" + base.segmenter.fingerprint
         version["dsslic-learned"] = version["dsslic"] + "+" + "+".join(
-            _dsslic_codec(model, "cpu", e).enhancer().model_id.hex() for e in enhance)
+            _dsslic_codec(model, "cpu", e).residual_coder("learned").model().model_id.hex() for e in enhance)
     if per_class:  # every row then depends on the label maps: on the segmenter of the model
         fingerprint = _dsslic_codec(model, "cpu").segmenter.fingerprint
         version = {n: f"{v}+classes:{fingerprint}" for n, v in version.items()}

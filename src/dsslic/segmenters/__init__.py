@@ -6,7 +6,8 @@ a map uses; the label spaces themselves (:mod:`.labelspace`) are data, resolved 
 
 Built in: ``none`` (one label everywhere: the paper's noSeg) and ``file`` (a label map the user
 supplies, e.g. ground truth) in :mod:`.base`; networks: :class:`~.segnetlite.SegNetLite` (our own, trained
-from scratch by ``dsslic train-segnet``) and adapters for models users already have on disk
+from scratch by ``dsslic train-segnet``; run in numpy by :mod:`.segnetlite_np` on the CPU, so that encoding needs no
+torch, and by torch's :mod:`.segnetlite` on other devices) and adapters for models users already have on disk
 (:mod:`.adapters`: Hugging Face ``transformers``, torchvision DeepLabV3). Rendering in :mod:`.render`.
 
 This package's ``__init__`` imports no torch: the segmenters are found through the tables below and their
@@ -62,7 +63,8 @@ def get(name: str, device: str = "cpu") -> Segmenter:
         module, cls, takes_device = KINDS[kind]
         return _class(module, cls)(arg, **({"device": device} if takes_device else {}))
     path = zoo.find(name, "segmenter")  # a name is shipped; only X.safetensors or a/b is a path
-    if path is not None:
-        return _class("segnetlite", "NetSegmenter").load(path, device=device)
+    if path is not None:  # on the CPU, the numpy runtime (no torch import); torch's for other devices
+        module, cls = ("segnetlite_np", "NumpySegmenter") if device == "cpu" else ("segnetlite", "NetSegmenter")
+        return _class(module, cls).load(path, device=device)
     raise DsslicInputError(
         f"unknown segmenter {name!r}; available: {', '.join(available())}, file:MAP.png, hf:FOLDER, torchvision:PTH")
