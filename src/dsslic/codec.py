@@ -239,30 +239,37 @@ class Codec:
     def restorer(self, filter_id: bytes | None = None) -> restoration.RestoreNet | None:
         """The restoration filter: the encoder's (None when off or when the model has none), or the one a file
         names (``filter_id``): the one given if it matches, else the shipped filter with that id."""
-        from . import restoration
+        from . import zoo  # torch-free: restoration (torch) is imported only when there is a filter
 
         arg = self._restore_arg
         if self._restore_net is None and arg is not False and (arg is not None or filter_id is None):
-            path = None if isinstance(arg, restoration.RestoreNet) else restoration.find(arg or self.model.name)
-            if isinstance(arg, str) and path is None:
-                raise DsslicInputError(f"--restore {arg}: no such restoration filter")
-            self._restore_net = arg if path is None else restoration.load(path)
+            if arg is None or isinstance(arg, str):
+                if (path := zoo.find(arg or self.model.name, "restore")) is None and arg is not None:
+                    raise DsslicInputError(f"--restore {arg}: no such restoration filter")
+                if path is not None:
+                    from . import restoration
+
+                    self._restore_net = restoration.load(path)
+            else:
+                self._restore_net = arg
         if filter_id is None or arg is False:
             return self._restore_net
         if self._restore_net is None or self._restore_net.filter_id != filter_id:
             if arg is not None:
                 raise DsslicFormatError(f"file needs restoration filter id {filter_id.hex()}; the one given is "
                                         f"{self._restore_net.filter_id.hex()}")  # type: ignore[union-attr]
+            from . import restoration
+
             self._restore_net = restoration.by_id(filter_id)
         return self._restore_net
 
     def _restored(self, res: Layer, x_tilde: np.ndarray, x_coarse: np.ndarray, s: np.ndarray) -> np.ndarray:
         """x^ = filter(x~, x', s, q) when the residual layer names a filter (and it is not turned off); q from the
         field's QP and the layer's range and bits (restoration.strength)."""
-        from . import restoration
-
         if "restore" not in res.params or self._restore_arg is False:
             return x_tilde
+        from . import restoration
+
         fid, qp = res.params["restore"]  # type: ignore[misc]
         q = restoration.strength(qp, *res.param("range"), res.param("bits"))  # type: ignore[misc]
         return restoration.apply(self.restorer(fid), x_tilde, x_coarse, s, q, self.tile)  # type: ignore[arg-type]
