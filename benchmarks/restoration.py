@@ -16,6 +16,7 @@ per-image values per setting (the eval's convention); bpg444 from the eval's com
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -61,12 +62,12 @@ def main() -> None:
     nets = {f: _filter(f) for f in a.filter}
     cache = Path(a.cache) / Path(a.data).name
     cache.mkdir(parents=True, exist_ok=True)
-    codec = None
+    codec = Codec(a.model, restore=False)
+    tag = hashlib.sha256(codec.encoder_tag.encode()).hexdigest()[:8]  # cached decodes are the encoder's of today
     rows, times = [], []
     for f in tqdm(files, desc="images"):
-        dst = cache / f"{Path(f).stem}-{a.model}.npz"
+        dst = cache / f"{Path(f).stem}-{a.model}-{tag}.npz"
         if not dst.is_file():
-            codec = codec or Codec(a.model, restore=False)
             np.savez_compressed(dst, **make_pairs(codec, load_image(f), qs))
         with np.load(dst) as z:
             x, s = z["x"], z["s"]
