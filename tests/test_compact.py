@@ -23,9 +23,10 @@ def test_each_compact_codec_closed_loop(codec, img, compact):
 
 
 def test_joint_rule_follows_residual_qp(codec, img):
-    a, b = codec.encode(img, quality=24), codec.encode(img, quality=40)
-    assert (a.compact_quality, b.compact_quality) == (24 + JOINT_K, 40 + JOINT_K)
+    a, b = codec.encode(img, quality=10), codec.encode(img, quality=24)
+    assert (a.compact_quality, b.compact_quality) == (10 + JOINT_K, 24 + JOINT_K)
     assert a.layer_bytes["compact"] > b.layer_bytes["compact"]
+    assert codec.encode(img, quality=40).compact_quality == min(51, 40 + JOINT_K)  # HEVC's QP range ends at 51
     assert compact_quality("hevc", "none", None) != compact_quality("hevc", "hevc", 51)
     fixed = codec.encode(img, quality=40, compact_q=10)
     assert fixed.compact_quality == 10 and fixed.layer_bytes["compact"] > b.layer_bytes["compact"]
