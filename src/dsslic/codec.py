@@ -239,29 +239,35 @@ class Codec:
     def restorer(self, filter_id: bytes | None = None) -> restoration.RestoreNet | None:
         """The restoration filter: the encoder's (None when off or when the model has none), or the one a file
         names (``filter_id``): the one given if it matches, else the shipped filter with that id."""
+        arg = self._restore_arg
+        if arg is False:
+            return None
+        if self._restore_net is None and (arg is not None or filter_id is None):
+            self._restore_net = self._given_restorer(arg)
+        net = self._restore_net
+        if filter_id is None or (net is not None and net.filter_id == filter_id):
+            return net
+        if net is not None and arg is not None:
+            raise DsslicFormatError(f"file needs restoration filter id {filter_id.hex()}; the one given is "
+                                    f"{net.filter_id.hex()}")
+        from . import restoration
+
+        self._restore_net = restoration.by_id(filter_id)
+        return self._restore_net
+
+    def _given_restorer(self, arg: str | restoration.RestoreNet | None) -> restoration.RestoreNet | None:
+        """The filter given (a net, a name or a path), or with none given the model's shipped one if any."""
+        if arg is not None and not isinstance(arg, str):
+            return arg
         from . import zoo  # torch-free: restoration (torch) is imported only when there is a filter
 
-        arg = self._restore_arg
-        if self._restore_net is None and arg is not False and (arg is not None or filter_id is None):
-            if arg is None or isinstance(arg, str):
-                if (path := zoo.find(arg or self.model.name, "restore")) is None and arg is not None:
-                    raise DsslicInputError(f"--restore {arg}: no such restoration filter")
-                if path is not None:
-                    from . import restoration
-
-                    self._restore_net = restoration.load(path)
-            else:
-                self._restore_net = arg
-        if filter_id is None or arg is False:
-            return self._restore_net
-        if self._restore_net is None or self._restore_net.filter_id != filter_id:
+        if (path := zoo.find(arg or self.model.name, "restore")) is None:
             if arg is not None:
-                raise DsslicFormatError(f"file needs restoration filter id {filter_id.hex()}; the one given is "
-                                        f"{self._restore_net.filter_id.hex()}")  # type: ignore[union-attr]
-            from . import restoration
+                raise DsslicInputError(f"--restore {arg}: no such restoration filter")
+            return None
+        from . import restoration
 
-            self._restore_net = restoration.by_id(filter_id)
-        return self._restore_net
+        return restoration.load(path)
 
     def _restored(self, res: Layer, x_tilde: np.ndarray, x_coarse: np.ndarray, s: np.ndarray) -> np.ndarray:
         """x^ = filter(x~, x', s, q) when the residual layer names a filter (and it is not turned off); q from the
