@@ -1,4 +1,5 @@
-"""The restoration filter: shape, cost, determinism, weight files, and its trainer on a tiny input."""
+"""The restoration filter: shape, cost, determinism, the numpy runtime against training's torch network, weight
+files, and its trainer on a tiny input."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import pytest
 import torch
 
 from dsslic import restoration
-from dsslic.restoration import RestoreConfig, RestoreNet
+from dsslic.restoration import RestoreConfig
+from dsslic.training.restore import RestoreNet, macs_per_pixel, save
 
 
 def _random_net(seed: int = 0, **kw) -> RestoreNet:
@@ -31,7 +33,22 @@ def test_starts_as_identity_and_is_cheap() -> None:
     x, xc, s = _inputs(37, 50)
     net = RestoreNet().eval()  # zero output convolution: x^ = x~ before training
     assert np.array_equal(restoration.apply(net, x, xc, s, 30), x)
-    assert restoration.macs_per_pixel(net) <= 10_000
+    assert macs_per_pixel(net) <= 10_000
+    assert restoration.runtime(net).macs_per_pixel == pytest.approx(macs_per_pixel(net))  # numpy's count = torch's
+
+
+def test_numpy_runtime_matches_torch() -> None:
+    """The codec runs the numpy copy of what training made: the same x^ as the torch network, up to float
+    rounding on a handful of pixels (never more than one level)."""
+    x, xc, s = _inputs(64, 80, 5)
+    net = _random_net(2)
+    with torch.no_grad():
+        t = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255  # noqa: E731
+        ref = net(t(x), t(xc), torch.from_numpy(s.astype(np.int64))[None], torch.tensor([33.0]))
+    ref = (ref.clamp(0, 1) * 255).round()[0].permute(1, 2, 0).numpy().astype(int)
+    got = restoration.apply(net, x, xc, s, 33).astype(int)
+    assert np.abs(got - ref).max() <= 1 and np.mean(got != ref) < 1e-3
+    assert not np.array_equal(got, x)
 
 
 def test_odd_sizes_tiles_and_threads_give_one_result() -> None:
@@ -41,26 +58,31 @@ def test_odd_sizes_tiles_and_threads_give_one_result() -> None:
     assert whole.shape == x.shape and whole.dtype == np.uint8
     assert not np.array_equal(whole, x)  # a random filter changes the image
     assert np.array_equal(restoration.apply(net, x, xc, s, 37, tile=32), whole)  # overlapping tiles: no seams
-    n = torch.get_num_threads()
-    try:
-        torch.set_num_threads(2)
-        assert np.array_equal(restoration.apply(net, x, xc, s, 37), whole)
-    finally:
-        torch.set_num_threads(n)
     assert not np.array_equal(restoration.apply(net, x, xc, s, 22), whole)  # q is an input
 
 
 def test_weights_round_trip_and_id(tmp_path) -> None:
     net = _random_net(width=8, depth=1)
-    restoration.save(net, tmp_path / "f.restore.safetensors")
-    back = restoration.load(tmp_path / "f.restore.safetensors")
+    save(net, tmp_path / "f.restore.safetensors")
+    back = restoration.load(tmp_path / "f.restore.safetensors")  # numpy, torch-free
     assert back.filter_id == net.filter_id and back.cfg == net.cfg
     assert _random_net(1, width=8, depth=1).filter_id != net.filter_id
-    with pytest.raises(ValueError, match="no restoration filter config"):
-        from safetensors.torch import save_file
+    from safetensors.torch import save_file
 
-        save_file({"a": torch.zeros(1)}, str(tmp_path / "other.safetensors"))
+    save_file({"a": torch.zeros(1)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(ValueError, match="no restoration filter config"):
         restoration.load(tmp_path / "other.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(ValueError, match="not a safetensors"):
+        restoration.load(tmp_path / "junk.safetensors")
+    tensors = {k: v.clone() for k, v in net.state_dict().items()}
+    tensors["head.bias"][0] += 1  # weights that are not the ones the id names
+    from dsslic import zoo
+
+    zoo.save(tmp_path / "t.restore.safetensors", tensors, {"name": "custom", "width": 8, "depth": 1, "num_labels": 11,
+                                                           "emb": 4}, model_id=net.filter_id.hex())
+    with pytest.raises(ValueError, match="do not match"):
+        restoration.load(tmp_path / "t.restore.safetensors")
 
 
 def test_trainer_learns_and_resumes(tmp_path) -> None:
@@ -84,6 +106,9 @@ def test_trainer_learns_and_resumes(tmp_path) -> None:
     assert len((out / "log.csv").read_text().splitlines()) == 4  # continued at step 6, one more row
     net = restoration.load(out / "custom.restore.safetensors")
     assert net.cfg.width == 8
+    from dsslic.training.restore import load
+
+    assert load(out / "custom.restore.safetensors").filter_id == net.filter_id  # back in torch, to train on
 
 
 def test_codec_round_trip_with_a_filter(tmp_path) -> None:
@@ -111,7 +136,7 @@ def test_codec_round_trip_with_a_filter(tmp_path) -> None:
     assert not np.array_equal(x_tilde, y)
     with pytest.raises(DsslicFormatError, match="restoration filter id"):
         Codec("plain").decode(res.data)  # no shipped filter has this id
-    restoration.save(_random_net(1, width=8, depth=1), tmp_path / "other.restore.safetensors")
+    save(_random_net(1, width=8, depth=1), tmp_path / "other.restore.safetensors")
     with pytest.raises(DsslicFormatError, match="the one given"):
         Codec("plain", restore=str(tmp_path / "other.restore.safetensors")).decode(res.data)
 
@@ -128,3 +153,43 @@ def test_cli_refuses_a_missing_filter_and_decodes_without_it_when_asked(tmp_path
     assert "restoration filter id" in err and "--no-restore" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
     assert main(["decompress", str(golden), "-o", str(out), "--no-restore"]) == 0 and out.is_file()
+
+
+_DECODE = """
+import hashlib, sys
+from pathlib import Path
+from dsslic.codec import Codec
+y = Codec(sys.argv[3], restore=sys.argv[2]).decode(Path(sys.argv[1]).read_bytes())
+print(hashlib.sha256(y.tobytes()).hexdigest(), "torch" in sys.modules)
+"""
+
+
+def test_decoding_with_a_filter_is_torch_free_and_thread_independent(tmp_path) -> None:
+    """The filter runs in numpy on both sides: a decoder needs no torch, and BLAS threads change no pixel."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    from test_npnet import _lean  # a tiny lean model: the one kind of model that runs in numpy
+
+    from dsslic.codec import Codec
+
+    x, _, _ = _inputs(64, 96, 4)
+    x = (x // 32 * 32 + 10).astype(np.uint8)
+    net = _random_net(3, width=8, depth=2)
+    save(net, tmp_path / "f.restore.safetensors")
+    model = str(_lean(tmp_path, "bicubic"))
+    enc = Codec(model, segmenter="none", restore=str(tmp_path / "f.restore.safetensors"))
+    enc.restore_always = True
+    res = enc.encode(x, quality=35)
+    (tmp_path / "x.dsslic").write_bytes(res.data)
+    outs = set()
+    for n in ("1", "2"):
+        env = {**os.environ, "OMP_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n}
+        p = subprocess.run([sys.executable, "-c", _DECODE, str(tmp_path / "x.dsslic"),
+                            str(tmp_path / "f.restore.safetensors"), model], capture_output=True, text=True, env=env,
+                           timeout=120, check=True)
+        outs.add(p.stdout.strip())
+    y = Codec(model, restore=net).decode(res.data)
+    assert outs == {f"{hashlib.sha256(y.tobytes()).hexdigest()} False"}

@@ -1,4 +1,5 @@
-"""Training: every loss configuration steps and learns; resume is exact; exports load into the codec."""
+"""Training: every loss configuration steps and learns; resume is exact; --init starts from weights; exports load
+into the codec."""
 
 from __future__ import annotations
 
@@ -202,3 +203,27 @@ def test_lean_recnet_is_cheap():
     with FlopCounterMode(display=False) as fc:
         m.reconstruct(None, torch.rand(1, 3, 8, 8))
     assert fc.get_total_flops() / 2 / (64 * 64) <= 5000
+
+
+def test_init_starts_from_exported_weights(data_dir, tmp_path, capsys):
+    """--init: a run starts from a weights file (a shipped model's name or a path) with a fresh optimiser; weights
+    of another shape are refused in one line."""
+    from dsslic.cli import main
+    from dsslic.models import LearnedModel
+
+    cfg = cfg_for(data_dir, tmp_path, steps=2, compact="area")
+    t = Trainer(cfg)
+    t.fit(*load_images(cfg), progress=False)
+    src = t.export()
+    t2 = Trainer(cfg_for(data_dir, tmp_path / "b", steps=0, compact="area"), init=str(src))
+    assert all(torch.equal(a, b) for a, b in zip(t2.G.state_dict().values(), LearnedModel.load(src).state_dict().values()))
+    assert t2.step == 0
+    d, _ = data_dir
+    args = ["train", "--data", str(d), "--out", str(tmp_path / "c"), "--compact", "area", "--width", "4",
+            "--n-blocks", "1", "--steps", "1", "--batch", "2", "--crop", "32", "--no-gan", "--device", "cpu"]
+    assert main([*args, "--init", str(src)]) == 0
+    capsys.readouterr()
+    assert main([*args[:5], "--width", "6", *args[7:], "--init", str(src)]) == 2  # another width
+    assert "not weights of this network" in capsys.readouterr().err
+    assert main([*args, "--init", "no-such-model"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "dsslic: error: --init no-such-model: no such model weights"

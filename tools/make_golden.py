@@ -115,15 +115,16 @@ def make_restore_filter() -> None:
     identity, which would pin nothing)."""
     import torch
 
-    from dsslic import restoration
+    from dsslic.restoration import RestoreConfig
+    from dsslic.training.restore import RestoreNet, save
 
     if not (GOLDEN / RESTORE).exists():
         torch.manual_seed(0)
-        net = restoration.RestoreNet(restoration.RestoreConfig(name="golden-tiny", width=8, depth=1))
+        net = RestoreNet(RestoreConfig(name="golden-tiny", width=8, depth=1))
         with torch.no_grad():
             for p in net.parameters():
                 p.normal_(0, 0.05)
-        restoration.save(net, GOLDEN / RESTORE)
+        save(net, GOLDEN / RESTORE)
 
 
 def _restore(case: dict) -> str | bool:

@@ -173,7 +173,7 @@ class Codec:
         label_budget_bpp: float = LABEL_BUDGET_BPP,
         enhance: str | enhance.EnhanceModel | None = None,
         residual_coding: ResidualCoding | None = None,
-        restore: str | bool | restoration.RestoreNet | None = None,
+        restore: str | bool | restoration.RestoreFilter | None = None,
     ) -> None:
         from . import npnet, zoo
 
@@ -236,7 +236,7 @@ class Codec:
         return (f"c={DEFAULT_COMPACT}:K{JOINT_K:+d}:coarse{COARSE_QP}:res={self.residual_coding.tag}"
                 + (f":restore={net.filter_id.hex()}" if net is not None else ""))
 
-    def restorer(self, filter_id: bytes | None = None) -> restoration.RestoreNet | None:
+    def restorer(self, filter_id: bytes | None = None) -> restoration.RestoreFilter | None:
         """The restoration filter: the encoder's (None when off or when the model has none), or the one a file
         names (``filter_id``): the one given if it matches, else the shipped filter with that id."""
         arg = self._restore_arg
@@ -255,18 +255,17 @@ class Codec:
         self._restore_net = restoration.by_id(filter_id)
         return self._restore_net
 
-    def _given_restorer(self, arg: str | restoration.RestoreNet | None) -> restoration.RestoreNet | None:
-        """The filter given (a net, a name or a path), or with none given the model's shipped one if any."""
-        if arg is not None and not isinstance(arg, str):
-            return arg
-        from . import zoo  # torch-free: restoration (torch) is imported only when there is a filter
+    def _given_restorer(self, arg: object) -> restoration.RestoreFilter | None:
+        """The filter given (a filter, training's torch network, a name or a path), or with none given the
+        model's shipped one if any; always the numpy runtime (restoration.RestoreFilter)."""
+        from . import restoration
 
-        if (path := zoo.find(arg or self.model.name, "restore")) is None:
+        if arg is not None and not isinstance(arg, str):
+            return restoration.runtime(arg)
+        if (path := restoration.find(arg or self.model.name)) is None:
             if arg is not None:
                 raise DsslicInputError(f"--restore {arg}: no such restoration filter")
             return None
-        from . import restoration
-
         return restoration.load(path)
 
     def _restored(self, res: Layer, x_tilde: np.ndarray, x_coarse: np.ndarray, s: np.ndarray) -> np.ndarray:
@@ -278,7 +277,7 @@ class Codec:
 
         fid, qp = res.params["restore"]  # type: ignore[misc]
         q = restoration.strength(qp, *res.param("range"), res.param("bits"))  # type: ignore[misc]
-        return restoration.apply(self.restorer(fid), x_tilde, x_coarse, s, q, self.tile)  # type: ignore[arg-type]
+        return self.restorer(fid)(x_tilde, x_coarse, s, q, self.tile)  # type: ignore[misc]
 
     def _restore_encode(self, x: np.ndarray, layer: Layer, x_hat: np.ndarray, x_coarse: np.ndarray, s: np.ndarray
                         ) -> np.ndarray:

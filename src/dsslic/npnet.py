@@ -1,4 +1,5 @@
-"""Torch-free inference for the project's two small networks, in numpy float32: the lean RecNet and SegNetLite.
+"""Torch-free inference for the project's small networks, in numpy float32: the lean RecNet, SegNetLite and (in
+:mod:`dsslic.restoration`, with these operations) the decoder's restoration filter.
 
 Why: importing torch takes 1.3 s on an idle machine (3 s and more on a loaded one), most of issue 16's 2 s budget for
 a one-image ``compress`` + ``decompress`` round trip, while these networks are small enough (LeanFineNet about
@@ -110,6 +111,17 @@ def conv2d(x: np.ndarray, conv: Conv) -> np.ndarray:
 
 def relu(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, 0, out=x)
+
+
+def leaky_relu(x: np.ndarray, slope: float = 0.1) -> np.ndarray:
+    return np.maximum(x, slope * x, out=x)
+
+
+def pixel_unshuffle(x: np.ndarray, r: int) -> np.ndarray:
+    """torch.nn.PixelUnshuffle: (C, H*r, W*r) -> (C*r*r, H, W), the inverse of :func:`pixel_shuffle`."""
+    c, hr, wr = x.shape
+    return np.ascontiguousarray(x.reshape(c, hr // r, r, wr // r, r).transpose(0, 2, 4, 1, 3)).reshape(
+        c * r * r, hr // r, wr // r)
 
 
 def pixel_shuffle(x: np.ndarray, r: int) -> np.ndarray:

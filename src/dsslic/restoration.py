@@ -1,24 +1,33 @@
 """The restoration filter at the decoder: x^ = x~ + f(x~, x', s, q), a small CNN that removes coding artefacts.
 
 x~ is the decoded image (x' plus the HEVC residual), x' the coarse layer RecNet made from the base layers, s the
-label map and q the residual's quantiser step in pixels, as a QP (:func:`strength`): everything the decoder holds, so the filter costs no bits. It runs at
-half resolution (pixel unshuffle by 2) to stay cheap (``macs_per_pixel``: a few thousand MAC per pixel, against
-RecNet ``general``'s 30,048) and its output is rounded to 8 bits, like x', so that the encoder's reported quality
-is that of what any decoder computes.
+label map and q the residual's quantiser step in pixels, as a QP (:func:`strength`): everything the decoder holds, so
+the filter costs no bits. It runs at half resolution (pixel unshuffle by 2) to stay cheap (a few thousand MAC per
+pixel, against RecNet ``general``'s 30,048) and its output is rounded to 8 bits, like x'.
+
+The codec runs every filter here, in numpy (:class:`RestoreFilter`, the operations of :mod:`dsslic.npnet`), on both
+sides of a file: the PSNR the encoder reports is the one any decoder computes, whatever its thread count, and a
+decoder needs no torch. The network is trained in torch (``dsslic.training.restore.RestoreNet``, the same layers);
+:func:`apply` takes either.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import json
+import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
+
+from . import npnet
+from .errors import DsslicFormatError, DsslicInputError
 
 #: strengths are fed as (q - Q_MID) / Q_SCALE: the eval's QPs 22..49 give about -1..+1
 Q_MID, Q_SCALE = 25.0, 15.0
+#: receptive field margin in full-resolution pixels that tiles overlap by (2 * depth + 4 half-res pixels, rounded up)
+TILE_OVERLAP = 32
 
 
 def strength(qp: int, lo: int, hi: int, bits: int) -> float:
@@ -26,8 +35,6 @@ def strength(qp: int, lo: int, hi: int, bits: int) -> float:
     pixels per sample of the min/max mapping, (hi - lo) / (2^bits - 1). A QP alone would not say how coarse the
     coding was: the same QP on a residual of twice the range is twice as coarse."""
     return float(qp + 6 * np.log2(max(hi - lo, 1) / ((1 << bits) - 1)))
-#: receptive field margin in full-resolution pixels that tiles overlap by (2 * depth + 4 half-res pixels, rounded up)
-TILE_OVERLAP = 32
 
 
 @dataclass(frozen=True)
@@ -41,96 +48,95 @@ class RestoreConfig:
     emb: int = 4  # label embedding size
 
 
-class RestoreNet(nn.Module):
-    """f(x~, x', s, q) at half resolution; the output convolution starts at zero, so training starts at x^ = x~."""
+class RestoreFilter:
+    """f(x~, x', s, q) in numpy: pixel-unshuffle of [x~ - 1/2, x' - x~], a label embedding and a plane of q, a 3x3
+    convolution to ``width``, ``depth`` residual 3x3 convolutions (leaky ReLU 0.1), a 3x3 convolution to 12 channels
+    and pixel shuffle, added to x~."""
 
-    def __init__(self, cfg: RestoreConfig = RestoreConfig()) -> None:
-        super().__init__()
-        self.cfg = cfg
-        self.embed = nn.Embedding(cfg.num_labels + 1, cfg.emb)
-        c_in = 4 * 6 + cfg.emb + 1
-        self.head = nn.Conv2d(c_in, cfg.width, 3, padding=1)
-        self.body = nn.ModuleList(nn.Conv2d(cfg.width, cfg.width, 3, padding=1) for _ in range(cfg.depth))
-        self.tail = nn.Conv2d(cfg.width, 12, 3, padding=1)
-        nn.init.zeros_(self.tail.weight)
-        nn.init.zeros_(self.tail.bias)
+    def __init__(self, tensors: dict[str, np.ndarray], config: RestoreConfig, filter_id: bytes) -> None:
+        self.cfg, self.filter_id = config, filter_id
 
-    def forward(self, xt: torch.Tensor, xc: torch.Tensor, s: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-        """x^ in [0, 1] (not rounded) from x~, x' (B,3,H,W in [0, 1], H and W even), s (B,H,W ids), q (B,) strengths."""
-        b, _, h, w = xt.shape
-        img = F.pixel_unshuffle(torch.cat([xt - 0.5, xc - xt], 1), 2)
-        lab = self.embed(s[:, ::2, ::2].long().clamp(max=self.cfg.num_labels)).permute(0, 3, 1, 2)
-        qp = ((q.float() - Q_MID) / Q_SCALE).view(b, 1, 1, 1).expand(b, 1, h // 2, w // 2)
-        y = F.leaky_relu(self.head(torch.cat([img, lab, qp], 1)), 0.1)
-        for conv in self.body:
-            y = y + F.leaky_relu(conv(y), 0.1)
-        return xt + F.pixel_shuffle(self.tail(y), 2)
+        def conv(key: str) -> npnet.Conv:
+            return npnet.Conv.from_torch(tensors[f"{key}.weight"], tensors[f"{key}.bias"], pad=1)
+
+        self.embed = np.asarray(tensors["embed.weight"], np.float32)
+        self.head, self.tail = conv("head"), conv("tail")
+        self.body = [conv(f"body.{i}") for i in range(config.depth)]
 
     @property
-    def filter_id(self) -> bytes:
-        """4 bytes naming these exact weights (what a file stores to ask for this filter): zoo's digest of the
-        kind, the configuration and the float32 tensors."""
-        from . import zoo
+    def macs_per_pixel(self) -> float:
+        """Multiply-accumulates per full-resolution pixel: every convolution runs at half resolution (the torch
+        count of ``training.restore.macs_per_pixel``; a test pins the two together)."""
+        return sum(c.w.size for c in (self.head, *self.body, self.tail)) / 4
 
-        return zoo.digest("restore", config=asdict(self.cfg), tensors=self.state_dict())
+    def _f(self, xt: np.ndarray, xc: np.ndarray, s: np.ndarray, q: float) -> np.ndarray:
+        """(3, H, W) x~ and x' in [0, 1] and (H, W) label ids, H and W even -> x^ (3, H, W), not clipped."""
+        img = npnet.pixel_unshuffle(np.concatenate([xt - 0.5, xc - xt]), 2)
+        lab = self.embed[np.minimum(s[::2, ::2], self.cfg.num_labels)].transpose(2, 0, 1)
+        qp = np.full((1, *img.shape[1:]), (q - Q_MID) / Q_SCALE, np.float32)
+        y = npnet.leaky_relu(self.head(np.concatenate([img, lab, qp])))
+        for conv in self.body:
+            y += npnet.leaky_relu(conv(y))
+        return xt + npnet.pixel_shuffle(self.tail(y), 2)
 
+    def __call__(self, xt: np.ndarray, xc: np.ndarray, s: np.ndarray, q: float, tile: int = 1024) -> np.ndarray:
+        """x^ as uint8 HxWx3 from the decoder's uint8 x~ and x' and its HxW label map (any size: reflect-padded to
+        even sizes and run in overlapping tiles, which give the same result as one pass)."""
+        from .tiling import pad_to, tiled
 
-def macs_per_pixel(net: RestoreNet, h: int = 64, w: int = 64) -> float:
-    """Multiply-accumulates per full-resolution pixel, counted by ``torch.utils.flop_counter`` (FLOPs / 2)."""
-    from torch.utils.flop_counter import FlopCounterMode
+        h, w = xt.shape[:2]
 
-    x = torch.zeros(1, 3, h, w)
-    with FlopCounterMode(display=False) as fc, torch.no_grad():
-        net(x, x, torch.zeros(1, h, w, dtype=torch.long), torch.tensor([30]))
-    return fc.get_total_flops() / 2 / (h * w)
+        def img(a: np.ndarray) -> np.ndarray:
+            return np.ascontiguousarray(pad_to(a, 2).transpose(2, 0, 1))
 
+        def run(t: np.ndarray, c: np.ndarray, lab: np.ndarray) -> np.ndarray:
+            y = self._f(t.astype(np.float32) / 255, c.astype(np.float32) / 255, lab, q)
+            return np.rint(np.clip(y, 0, 1) * 255).astype(np.uint8)
 
-def apply(net: RestoreNet, xt: np.ndarray, xc: np.ndarray, s: np.ndarray, q: float, tile: int = 1024) -> np.ndarray:
-    """x^ as uint8 HxWx3 from the decoder's uint8 x~ and x' and its HxW label map (any size: reflect-padded to even
-    sizes and run in overlapping tiles, which give the same result as one pass)."""
-    from .tiling import pad_to, tiled
-
-    h, w = xt.shape[:2]
-
-    def img(a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.array(pad_to(a, 2), order="C")).permute(2, 0, 1)[None]  # a copy: inputs may be read-only
-
-    def run(t: torch.Tensor, c: torch.Tensor, lab: torch.Tensor) -> torch.Tensor:
-        y = net(t.float() / 255, c.float() / 255, lab, torch.tensor([q], dtype=torch.float64))
-        return (y.clamp(0, 1) * 255).round().to(torch.uint8)
-
-    lab = torch.from_numpy(np.ascontiguousarray(pad_to(s.astype(np.int64), 2)))[None]
-    with torch.inference_mode():
+        lab = np.ascontiguousarray(pad_to(s.astype(np.int64), 2))
         y = tiled(run, [img(xt), img(xc), lab], [1, 1, 1], 1, (h + h % 2, w + w % 2), tile, TILE_OVERLAP, align=2)
-    return y[0].permute(1, 2, 0).numpy()[:h, :w]
+        return y.transpose(1, 2, 0)[:h, :w]
 
 
-def save(net: RestoreNet, path: str | Path, card: dict | None = None) -> None:
-    """The filter as a weights file (float32: 140 KB at the default size), its id stored for torch-free lookup."""
-    from . import zoo
-
-    zoo.save(path, {k: v.contiguous() for k, v in net.state_dict().items()}, asdict(net.cfg), card,
-             model_id=net.filter_id.hex())
-
-
-def load(path: str | Path) -> RestoreNet:
-    """A filter written by :func:`save`, in eval mode; its id is checked against the stored one."""
-    from safetensors import safe_open
+def filter_id(config: RestoreConfig, tensors: dict[str, Any]) -> bytes:
+    """4 bytes naming these exact weights (what a file stores to ask for this filter): zoo's digest of the kind,
+    the configuration and the float32 tensors (torch tensors or numpy arrays)."""
+    from dataclasses import asdict
 
     from . import zoo
-    from .errors import DsslicInputError
 
-    tensors, cfg = zoo.load(path, "restoration filter")
-    with safe_open(str(path), "np") as f:
-        stored = (f.metadata() or {}).get("model_id")
+    return zoo.digest("restore", config=asdict(config), tensors=tensors)
+
+
+def runtime(net: Any) -> RestoreFilter:
+    """The numpy filter of a torch ``RestoreNet`` (training's; weights copied) or a :class:`RestoreFilter`."""
+    if isinstance(net, RestoreFilter):
+        return net
+    tensors = {k: v.detach().cpu().float().numpy() for k, v in net.state_dict().items()}
+    return RestoreFilter(tensors, net.cfg, net.filter_id)
+
+
+def apply(net: Any, xt: np.ndarray, xc: np.ndarray, s: np.ndarray, q: float, tile: int = 1024) -> np.ndarray:
+    """x^ (uint8 HxWx3) of a filter (numpy, or torch's training network run through its numpy copy)."""
+    return runtime(net)(xt, xc, s, q, tile)
+
+
+def load(path: str | os.PathLike) -> RestoreFilter:
+    """A filter written by ``training.restore.save``, without torch; its weights are checked against the stored id."""
     try:
-        net = RestoreNet(RestoreConfig(**cfg))
-        net.load_state_dict(tensors)
-    except (TypeError, RuntimeError) as e:
-        raise DsslicInputError(f"{path}: not a restoration filter ({str(e).splitlines()[0]})") from None
-    if net.filter_id.hex() != stored:
+        tensors, meta = npnet.read_safetensors(path)
+    except Exception as e:  # not safetensors at all
+        raise DsslicInputError(f"{path}: not a safetensors weights file ({type(e).__name__})") from None
+    if "config" not in meta:
+        raise DsslicInputError(f"{path}: no restoration filter config in the safetensors metadata")
+    try:
+        cfg = RestoreConfig(**json.loads(meta["config"]))
+        net = RestoreFilter(tensors, cfg, bytes.fromhex(meta.get("model_id", "")))
+    except (TypeError, KeyError, ValueError) as e:
+        raise DsslicInputError(f"{path}: not a restoration filter ({type(e).__name__}: {e})") from None
+    if filter_id(cfg, tensors) != net.filter_id:
         raise DsslicInputError(f"{path}: weights do not match their stored filter id")
-    return net.eval()
+    return net
 
 
 # ------------------------------------------------------------------ the codec's side: which filter, by name or id
@@ -142,14 +148,13 @@ def find(arg: str) -> Path | None:
     return zoo.find(arg, "restore")
 
 
-def by_id(filter_id: bytes) -> RestoreNet:
+def by_id(fid: bytes) -> RestoreFilter:
     """The shipped filter a file names; a clear format error when this installation lacks it."""
     from . import zoo
-    from .errors import DsslicFormatError
 
-    name = zoo.name_for_id(filter_id, "restore")
+    name = zoo.name_for_id(fid, "restore")
     if name is None:
-        raise DsslicFormatError(f"file needs restoration filter id {filter_id.hex()}, which this installation "
+        raise DsslicFormatError(f"file needs restoration filter id {fid.hex()}, which this installation "
                                 "lacks; decode with --no-restore to skip it (the image then differs from the one "
                                 "the encoder measured)")
     return load(find(name))  # type: ignore[arg-type]

@@ -163,13 +163,13 @@ def decoded_compacts(cfg: TrainConfig, imgs: list[torch.Tensor], alpha: int = 8,
             h, w = int(x.shape[1] * sc) // alpha * alpha, int(x.shape[2] * sc) // alpha * alpha
             if min(h, w) < cfg.crop:
                 continue
-            xs = x if sc == 1 else torch.from_numpy(np.asarray(Image.fromarray(x.permute(1, 2, 0).numpy()).resize(
+            xs = x if sc == 1 else torch.from_numpy(np.array(Image.fromarray(x.permute(1, 2, 0).numpy()).resize(
                 (int(x.shape[2] * sc), int(x.shape[1] * sc)), Image.LANCZOS))).permute(2, 0, 1)
             xs = xs[:, :h, :w].contiguous()
             c = torch.round(F.avg_pool2d(xs[None].float(), alpha)[0]).to(torch.uint8)
             c_np = np.ascontiguousarray(c.permute(1, 2, 0).numpy())
             cs = saved_cs[len(out)] if saved_cs is not None else [
-                c if q is None else torch.from_numpy(cod.decode(cod.encode(c_np, q), c_np.shape)).permute(2, 0, 1)
+                c if q is None else torch.from_numpy(np.array(cod.decode(cod.encode(c_np, q), c_np.shape))).permute(2, 0, 1)
                 .contiguous() for q in quals]
             out.append((xs, cs))
     if cache is not None and saved_cs is None:

@@ -92,7 +92,7 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, resume: bool = False) -> None:
+    def __init__(self, cfg: TrainConfig, resume: bool = False, init: str | None = None) -> None:
         self.cfg = cfg
         self.rank, self.world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
         self.device = torch.device(cfg.device)
@@ -103,6 +103,14 @@ class Trainer:
                 torch.cuda.set_device(self.device)
         torch.manual_seed(cfg.seed)
         self.G, self.D = build(cfg)
+        if init is not None:  # start from exported weights (e.g. a shipped model), with a fresh optimiser
+            from .. import zoo
+
+            try:
+                self.G.load_state_dict(zoo.load(init)[0])
+            except (OSError, RuntimeError, ValueError) as e:
+                raise ValueError(f"--init {init}: not weights of this network (same --arch, --width, --n-blocks, "
+                                 f"--norm, --compact and --up-mode as it was trained with: {type(e).__name__})") from None
         self.G.to(self.device)
         if self.D is not None:
             self.D.to(self.device)
@@ -286,6 +294,8 @@ def add_parser(sub) -> None:
     p.add_argument("--up-weight", type=float, default=0.0, help="weight of an extra L1(up(c), x) term tying c to a thumbnail of x (default 0: off)")
     p.add_argument("--augment", default="flip", choices=["flip", "strong"], help="flip (the paper's) or strong (+ rotations, brightness/contrast, scale jitter)")
     p.add_argument("--compile", action="store_true", help="run the networks through torch.compile")
+    p.add_argument("--init", metavar="NAME|PATH", help="start RecNet from these weights (a shipped model name such "
+                   "as general, or a .safetensors path) with a fresh optimiser")
     add_run_args(p)
     p.set_defaults(func=cmd_train)
 
@@ -324,7 +334,17 @@ def cmd_train(a) -> int:
         imgs, labels = load_images(cfg)
     except ValueError as e:
         raise DsslicInputError(str(e)) from None
-    t = Trainer(cfg, resume=a.resume)
+    init = None
+    if a.init:
+        from .. import zoo
+
+        if (found := zoo.find(a.init)) is None:
+            raise DsslicInputError(f"--init {a.init}: no such model weights")
+        init = str(found)
+    try:
+        t = Trainer(cfg, resume=a.resume, init=init)
+    except ValueError as e:
+        raise DsslicInputError(str(e)) from None
     t.fit(imgs, labels)
     path = t.export({"data": cfg.data, "config": asdict(cfg)})
     print(f"weights: {path}")

@@ -15,8 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
 
-from ..restoration import RestoreConfig, RestoreNet, save
+from ..restoration import Q_MID, Q_SCALE, RestoreConfig, filter_id
 from .loop import Clock, CsvLog, add_run_args, check_counts, load_checkpoint, save_checkpoint
 
 #: whole-image MSE floor (45 dB) of the loss's weights: images coded almost exactly would otherwise get weights
@@ -26,6 +28,65 @@ Sample = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, float]  # 
 CLIP = 1.0  # gradient norm clipping, a second guard against single-batch blow-ups
 #: the residual coding the data were made with (the default: min/max to 10 bits), for the filter's strength input
 BITS = 10
+
+
+class RestoreNet(nn.Module):
+    """f(x~, x', s, q) in torch, for training: the layers of ``restoration.RestoreFilter`` (which the codec runs);
+    the output convolution starts at zero, so training starts at x^ = x~."""
+
+    def __init__(self, cfg: RestoreConfig = RestoreConfig()) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.num_labels + 1, cfg.emb)
+        c_in = 4 * 6 + cfg.emb + 1
+        self.head = nn.Conv2d(c_in, cfg.width, 3, padding=1)
+        self.body = nn.ModuleList(nn.Conv2d(cfg.width, cfg.width, 3, padding=1) for _ in range(cfg.depth))
+        self.tail = nn.Conv2d(cfg.width, 12, 3, padding=1)
+        nn.init.zeros_(self.tail.weight)
+        nn.init.zeros_(self.tail.bias)
+
+    def forward(self, xt: torch.Tensor, xc: torch.Tensor, s: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        """x^ in [0, 1] (not rounded) from x~, x' (B,3,H,W in [0, 1], H and W even), s (B,H,W ids), q (B,) strengths."""
+        b, _, h, w = xt.shape
+        img = F.pixel_unshuffle(torch.cat([xt - 0.5, xc - xt], 1), 2)
+        lab = self.embed(s[:, ::2, ::2].long().clamp(max=self.cfg.num_labels)).permute(0, 3, 1, 2)
+        qp = ((q.float() - Q_MID) / Q_SCALE).view(b, 1, 1, 1).expand(b, 1, h // 2, w // 2)
+        y = F.leaky_relu(self.head(torch.cat([img, lab, qp], 1)), 0.1)
+        for conv in self.body:
+            y = y + F.leaky_relu(conv(y), 0.1)
+        return xt + F.pixel_shuffle(self.tail(y), 2)
+
+    @property
+    def filter_id(self) -> bytes:
+        return filter_id(self.cfg, self.state_dict())
+
+
+def macs_per_pixel(net: RestoreNet, h: int = 64, w: int = 64) -> float:
+    """Multiply-accumulates per full-resolution pixel, counted by ``torch.utils.flop_counter`` (FLOPs / 2)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.zeros(1, 3, h, w)
+    with FlopCounterMode(display=False) as fc, torch.no_grad():
+        net(x, x, torch.zeros(1, h, w, dtype=torch.long), torch.tensor([30]))
+    return fc.get_total_flops() / 2 / (h * w)
+
+
+def save(net: RestoreNet, path: str | Path, card: dict | None = None) -> None:
+    """The filter as a weights file (float32: 140 KB at the default size), its id stored for torch-free lookup."""
+    from .. import zoo
+
+    zoo.save(path, {k: v.contiguous() for k, v in net.state_dict().items()}, asdict(net.cfg), card,
+             model_id=net.filter_id.hex())
+
+
+def load(path: str | Path) -> RestoreNet:
+    """A filter file as a torch network (to continue training it), checked by the codec's loader."""
+    from .. import restoration, zoo
+
+    filt = restoration.load(path)
+    net = RestoreNet(filt.cfg)
+    net.load_state_dict(zoo.load(path)[0])
+    return net.eval()
 
 
 def make_pairs(codec, x: np.ndarray, qs: list[int]) -> dict[str, np.ndarray]:
