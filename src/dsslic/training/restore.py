@@ -34,9 +34,9 @@ class RestoreNet(nn.Module):
     """f(x~, x', s, q) in torch, for training: the layers of ``restoration.RestoreFilter`` (which the codec runs);
     the output convolution starts at zero, so training starts at x^ = x~."""
 
-    def __init__(self, cfg: RestoreConfig = RestoreConfig()) -> None:
+    def __init__(self, cfg: RestoreConfig | None = None) -> None:
         super().__init__()
-        self.cfg = cfg
+        self.cfg = cfg = cfg or RestoreConfig()
         self.embed = nn.Embedding(cfg.num_labels + 1, cfg.emb)
         c_in = 4 * 6 + cfg.emb + 1
         self.head = nn.Conv2d(c_in, cfg.width, 3, padding=1)
