@@ -152,3 +152,17 @@ def test_per_class_uses_the_dsslic_files_map_for_every_codec(tmp_path, monkeypat
     assert "## PSNR per class" in report and "class3" in report
     assert "per_class" not in (tmp_path / "rep" / "rows.csv").read_text().splitlines()[0]
     assert (tmp_path / "rep" / "per_class.csv").read_text().count("\n") == 1 + 4 * 3
+
+
+def test_eval_workers_get_one_blas_thread(monkeypatch):
+    """Spawned eval workers inherit one BLAS thread each (numpy's networks slow down 5-10x when oversubscribed);
+    the parent's environment is restored afterwards."""
+    import os
+
+    from dsslic.evaluation.sweep import _one_blas_thread
+
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    with _one_blas_thread():
+        assert os.environ["OPENBLAS_NUM_THREADS"] == os.environ["OMP_NUM_THREADS"] == "1"
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "4" and "OMP_NUM_THREADS" not in os.environ
