@@ -183,3 +183,23 @@ def test_lean_cli_round_trip_is_torch_free_and_thread_independent(tmp_path) -> N
         outs.append(np.asarray(Image.open(out)))
     assert np.array_equal(outs[0], outs[1])
     assert np.array_equal(outs[0], Codec(str(path)).decode(f.read_bytes()))
+
+
+def test_default_model_round_trip_is_torch_free(tmp_path) -> None:
+    """The shipped default (lean RecNet, its restoration filter, the photo segmenter) runs without torch: a
+    one-image round trip pays no torch import, and the decoder's image is the one the encoder measured."""
+    from PIL import Image
+
+    from dsslic import zoo
+    from dsslic.codec import Codec, psnr
+
+    if zoo.default_model() != "lean":
+        pytest.skip("the default model is not the lean one in this installation")
+    x = synthetic(96, 128, seed=8)
+    Image.fromarray(x).save(tmp_path / "x.png")
+    f, out = tmp_path / "x.dsslic", tmp_path / "y.png"
+    assert not _cli("compress", str(tmp_path / "x.png"), "-o", str(f), "--quiet")
+    assert not _cli("decompress", str(f), "-o", str(out))
+    y = np.asarray(Image.open(out))
+    res = Codec().encode(x, quality=Codec().residual_coder("hevc").check_quality(None))
+    assert res.data == f.read_bytes() and abs(psnr(x, y) - res.psnr) < 1e-9
