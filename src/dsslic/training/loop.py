@@ -59,6 +59,17 @@ def resume_into(out: Path, device: torch.device | str, **parts) -> tuple[int, Cl
     return state["step"], Clock(state.get("elapsed_s", 0.0))
 
 
+def init_from(net: torch.nn.Module, path: str, shape: str) -> None:
+    """``--init``: load exported weights (a shipped network or a weights file) into ``net`` before training, with
+    a fresh optimiser; weights of another shape are a ValueError naming what the network is (``shape``)."""
+    from .. import zoo
+
+    try:
+        net.load_state_dict(zoo.load(path)[0])
+    except (OSError, RuntimeError, ValueError) as e:
+        raise ValueError(f"--init {path}: not weights of this network ({shape}: {type(e).__name__})") from None
+
+
 def due(step: int, every: int, total: int) -> bool:
     """Whether a periodic action (a log line, a checkpoint) falls on this step: every ``every`` steps, and the last."""
     return step % every == 0 or step == total

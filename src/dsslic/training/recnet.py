@@ -28,7 +28,7 @@ from ..layers import one_hot
 from ..losses import VGGLoss, feature_matching_loss, gan_loss, l1_loss, ssim_loss
 from ..models import LearnedConfig, LearnedModel
 from .data import batch_at, decoded_compacts, load_images, lossy_batch_at
-from .loop import Clock, add_run_args, check_counts, load_checkpoint, run_loop, save_checkpoint
+from .loop import Clock, add_run_args, check_counts, init_from, load_checkpoint, run_loop, save_checkpoint
 
 
 @dataclass
@@ -104,13 +104,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.G, self.D = build(cfg)
         if init is not None:  # start from exported weights (e.g. a shipped model), with a fresh optimiser
-            from .. import zoo
-
-            try:
-                self.G.load_state_dict(zoo.load(init)[0])
-            except (OSError, RuntimeError, ValueError) as e:
-                raise ValueError(f"--init {init}: not weights of this network (same --arch, --width, --n-blocks, "
-                                 f"--norm, --compact and --up-mode as it was trained with: {type(e).__name__})") from None
+            init_from(self.G, init, "same --arch, --width, --n-blocks, --norm, --compact and --up-mode as it was "
+                      "trained with")
         self.G.to(self.device)
         if self.D is not None:
             self.D.to(self.device)

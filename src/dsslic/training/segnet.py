@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from ..segmenters import labelspace
 from ..segmenters.segnetlite import SegNetLite
 from .data import load_pairs, seg_batch_at, target_space
-from .loop import Clock, check_counts, resume_into, run_loop, save_checkpoint
+from .loop import Clock, check_counts, init_from, resume_into, run_loop, save_checkpoint
 
 
 @dataclass
@@ -91,13 +91,7 @@ class SegTrainer:
         self.step = 0
         self.out = Path(cfg.out)
         if init is not None:  # start from exported weights (e.g. a shipped segmenter), with a fresh optimiser
-            from .. import zoo
-
-            try:
-                self.net.load_state_dict(zoo.load(init)[0])
-            except (OSError, RuntimeError, ValueError) as e:
-                raise ValueError(f"--init {init}: not weights of this network (a width-{cfg.width} SegNetLite with "
-                                 f"{self.space.num_labels} classes: {type(e).__name__})") from None
+            init_from(self.net, init, f"a width-{cfg.width} SegNetLite with {self.space.num_labels} classes")
         self.out.mkdir(parents=True, exist_ok=True)
         self.step, self.clock = resume_into(self.out, self.device, net=self.net, opt=self.opt) if resume else (0, Clock())
 
