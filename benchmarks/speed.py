@@ -1,6 +1,6 @@
 """Encode and decode time of one 768x512 image on this machine, per layer and in total.
 
-    python benchmarks/speed.py [--image PATH] [--model plain] [--qp 29] [--repeat 5] [--device cpu]
+    python benchmarks/speed.py [--image PATH] [--model NAME] [--qp 29] [--repeat 5] [--device cpu]  (default: the default model)
 
 Uses Kodak's kodim01 from ../shared/data when present, else a synthetic 768x512 image.
 Times are the median of --repeat runs in one process (no interpreter or torch import time;
@@ -97,7 +97,7 @@ def main() -> None:
     rows += [("decode", "total (Codec.decode)", t_dec)]
 
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", f"from dsslic.codec import Codec; Codec({a.model or 'plain'!r})"], check=True)
+    subprocess.run([sys.executable, "-c", f"from dsslic.codec import Codec; Codec({a.model!r})"], check=True)
     t_import = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as tmp:  # one-image CLI round trip, start-up included
         src, mid, dst = a.image or str(Path(tmp) / "x.png"), str(Path(tmp) / "x.dsslic"), str(Path(tmp) / "y.png")
@@ -123,7 +123,7 @@ def main() -> None:
     print("\n| step | stage | seconds | x HEVC residual decode |\n|---|---|---|---|")
     for step, stage, t in rows:
         print(f"| {step} | {stage} | {t:.3f} | {t / t_dr:.2f} |")
-    print(f"\nstart-up (python + a ready Codec for {a.model or 'plain'}, {runtime}): {t_import:.2f} s")
+    print(f"\nstart-up (python + a ready Codec for {codec.model.name}, {runtime}): {t_import:.2f} s")
     print(f"CLI round trip (dsslic compress then decompress, one image, start-up included): {t_cli:.2f} s "
           f"(compress {t_cli_enc:.2f} s); CPU time of the two processes {cpu_cli:.2f} s (load average "
           f"{os.getloadavg()[0]:.1f}: on a busy machine the wall time waits for the CPU)")
