@@ -373,7 +373,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                         help="refuse images larger than this many pixels (default 100 megapixels)")
     common = argparse.ArgumentParser(add_help=False, parents=[limits])
     common.add_argument("--device", default="cpu", help="where the networks run: cpu (default) or cuda")
-    model_help = ("a shipped model's name (general, plain, ...) or a path: only an argument that ends in "
+    model_help = ("a shipped model's name (lean, the default; general, street, plain) or a path: only an argument that ends in "
                   ".safetensors or contains a path separator is read as a file, a name is never looked up "
                   "outside the installed weights")
 
