@@ -279,18 +279,18 @@ class Codec:
         q = restoration.strength(qp, *res.param("range"), res.param("bits"))  # type: ignore[misc]
         return self.restorer(fid)(x_tilde, x_coarse, s, q, self.tile)  # type: ignore[misc]
 
-    def _restore_encode(self, x: np.ndarray, layer: Layer, x_hat: np.ndarray, x_coarse: np.ndarray, s: np.ndarray
-                        ) -> np.ndarray:
-        """Name the filter in the residual layer when it raises this image's PSNR (or always, with
-        ``restore_always``); the decoder's image either way."""
+    def _restore_encode(self, x: np.ndarray, layer: Layer, x_hat: np.ndarray, p_hat: float, x_coarse: np.ndarray,
+                        s: np.ndarray) -> float:
+        """Name the filter in the residual layer when it raises this image's PSNR ``p_hat`` (or always, with
+        ``restore_always``); the PSNR of the decoder's image either way."""
         if (net := self.restorer()) is None:
-            return x_hat
+            return p_hat
         layer.params["restore"] = (net.filter_id, layer.quality)
-        x_rest = self._restored(layer, x_hat, x_coarse, s)
-        if self.restore_always or psnr(x, x_rest) > psnr(x, x_hat):
-            return x_rest
+        p_rest = psnr(x, self._restored(layer, x_hat, x_coarse, s))
+        if self.restore_always or p_rest > p_hat:
+            return p_rest
         del layer.params["restore"]
-        return x_hat
+        return p_hat
 
     def residual_coder(self, choice: str) -> residual.ResidualCoder:
         """The coder of a ``--residual`` choice, configured as this Codec is."""
@@ -449,16 +449,17 @@ class Codec:
                 bases[q_c] = self._base_layers(x, seg, compact, q_c)
             header, x_coarse, c8 = bases[q_c]  # s, c and x' <- RecNet(s, c)
             hd = Header(**{**header.__dict__, "layers": list(header.layers)})
-            x_hat = x_coarse
+            p_coarse = p_hat = psnr(x, x_coarse)
             if coder is not None:  # r = x - x' coded given x' and c; x~ = x' + r^, the decoder's
                 layer, x_hat = coder.encode(x, x_coarse, c8, quality, region, seg[1])
                 hd.layers.append(layer)
+                p_hat = psnr(x, x_hat)
                 if residual == "hevc" and region is None:  # x^ <- filter(x~, x', s, q) where it helps
-                    x_hat = self._restore_encode(x, layer, x_hat, x_coarse, seg[1])
+                    p_hat = self._restore_encode(x, layer, x_hat, p_hat, x_coarse, seg[1])
             data = bitstream.serialize(hd)
             sizes = {k.kind.name.lower(): len(k.data) for k in hd.layers}
             stored = hd.layers[-1].quality if coder is not None else None
-            return EncodeResult(data, w, h, sizes, stored, q_c, psnr(x, x_coarse), psnr(x, x_hat))
+            return EncodeResult(data, w, h, sizes, stored, q_c, p_coarse, p_hat)
 
         if target_bpp is None or coder is None:
             res = finish(quality if coder is not None else None)
