@@ -11,16 +11,23 @@ a time, in bands of output rows so that the temporary stays under :data:`BAND_BY
 (O, C*k*k) weight matrix with it. (Channels-last copies runs of only C samples: 5-10x slower on this CPU.)
 
 Determinism: x' is computed on both sides of a file (closed loop), so a lean model always runs here, on the encoder
-and on the decoder. Every output element of a band's ``matmul`` is one dot product over k*k*C; OpenBLAS (numpy's BLAS)
-splits a level-3 product between threads over rows and columns, never over that sum, so the result does not depend on
-the number of threads (tests/test_npnet.py checks 1 against 2 in subprocesses). Band shapes depend only on the image
-size, so both sides run the same products.
+and on the decoder, and both must get the same floats. OpenBLAS (numpy's BLAS) does not give them across thread
+counts: on products of these shapes its multi-threaded path rounds differently from its one-thread path (measured:
+almost every output of a 256x384 filter convolution differs in its last bits, and x' of a Kodak image in 1 to 5
+samples), so an encoder and a decoder with different ``OPENBLAS_NUM_THREADS`` (or cores) disagreed. Every network
+here therefore runs its products on one BLAS thread (:func:`one_blas_thread`, with threadpoolctl), which costs
+about 10% against two threads on an idle 2-core machine and saves 5x on a loaded one, where OpenBLAS's spinning
+threads compete with other work. Band shapes depend only on the image size, so both sides run the same products
+(tests/test_npnet.py checks 1 against 2 threads in subprocesses at a size OpenBLAS threads). What remains is
+OpenBLAS's choice of kernel per CPU family: machines of different families may still differ in a last bit.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -33,6 +40,49 @@ BAND_BYTES = 8 << 20  # (512 KB bands: 15-20% slower, the same numbers)
 BN_EPS = 1e-5  # torch.nn.BatchNorm2d's default
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+
+
+# ------------------------------------------------------------------------------------------------ one BLAS thread
+class _OneBlasThread:
+    """BLAS on one thread while any network here runs, in any thread of the process (a count, so that concurrent
+    codecs, e.g. under Dask's threaded scheduler, never see the limit lifted under them); restored after the last."""
+
+    def __init__(self) -> None:
+        self._lock, self._active, self._limiter = threading.Lock(), 0, None
+
+    @staticmethod
+    @functools.cache
+    def _controller():
+        from threadpoolctl import ThreadpoolController
+
+        return ThreadpoolController()
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._active == 0:
+                self._limiter = self._controller().limit(limits=1, user_api="blas")
+            self._active += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._active -= 1
+            if self._active == 0:
+                self._limiter.restore_original_limits()  # type: ignore[union-attr]
+                self._limiter = None
+
+
+_ONE_BLAS_THREAD = _OneBlasThread()
+
+
+def one_blas_thread(fn: Callable) -> Callable:
+    """Decorator: ``fn`` runs its products on one BLAS thread (module docstring: the same floats on every side)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with _ONE_BLAS_THREAD:
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 # ------------------------------------------------------------------------------------------------ operations
@@ -243,6 +293,7 @@ class LeanRecNet:
         sums = x.reshape(h // a, a, w // a, a, ch).sum((1, 3), dtype=np.int64)
         return np.rint(sums / (a * a)).astype(np.uint8)
 
+    @one_blas_thread
     def fine(self, c: np.ndarray) -> np.ndarray:
         """LeanFineNet on c in [-1, 1] (3, h, w) -> f (3, 8h, 8w)."""
         f = self.head(c)
@@ -328,6 +379,7 @@ class SegNetLite:
         y += x if skip is None else skip(x)
         return relu(y)
 
+    @one_blas_thread
     def __call__(self, x: np.ndarray) -> np.ndarray:
         size = x.shape[1:]
         x = (x - self.mean[:, None, None]) / self.std[:, None, None]

@@ -69,6 +69,7 @@ class RestoreFilter:
         count of ``training.restore.macs_per_pixel``; a test pins the two together)."""
         return sum(c.w.size for c in (self.head, *self.body, self.tail)) / 4
 
+    @npnet.one_blas_thread
     def _f(self, xt: np.ndarray, xc: np.ndarray, s: np.ndarray, q: float) -> np.ndarray:
         """(3, H, W) x~ and x' in [0, 1] and (H, W) label ids, H and W even -> x^ (3, H, W), not clipped."""
         img = npnet.pixel_unshuffle(np.concatenate([xt - 0.5, xc - xt]), 2)
