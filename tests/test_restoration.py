@@ -109,6 +109,16 @@ def test_trainer_learns_and_resumes(tmp_path) -> None:
     from dsslic.training.restore import load
 
     assert load(out / "custom.restore.safetensors").filter_id == net.filter_id  # back in torch, to train on
+    # --init: a new run starts from those weights (its first held-out row already beats x~); the wrong shape is exit 2
+    def run(folder: str, *extra: str) -> int:
+        return main(["train-restore", "--data", str(data), "--out", str(tmp_path / folder), "--steps", "3", "--batch",
+                     "2", "--crop", "16", "--depth", "1", "--val", "1", "--log-every", "3", *extra])
+
+    assert run("run2", "--width", "8", "--init", str(out / "custom.restore.safetensors")) == 0
+    gain = [float((tmp_path / f / "log.csv").read_text().splitlines()[1].split(",")[5]) for f in ("run", "run2")]
+    assert gain[1] > gain[0] > 0  # after 3 steps: ahead of the run that started from scratch
+    assert run("run3", "--width", "6", "--init", str(out / "custom.restore.safetensors")) == 2  # wrong shape
+    assert run("run4", "--width", "8", "--init", "nonesuch") == 2
 
 
 def test_codec_round_trip_with_a_filter(tmp_path) -> None:

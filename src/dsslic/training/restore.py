@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..restoration import Q_MID, Q_SCALE, RestoreConfig, filter_id
-from .loop import Clock, CsvLog, add_run_args, check_counts, load_checkpoint, save_checkpoint
+from .loop import Clock, CsvLog, add_run_args, check_counts, init_from, load_checkpoint, save_checkpoint
 
 #: whole-image MSE floor (45 dB) of the loss's weights: images coded almost exactly would otherwise get weights
 #: of 1e6 and blow the training up (measured: a run at 1e-6 diverged at step 350)
@@ -181,13 +181,15 @@ def batch_at(samples: list[list[Sample]], step: int, cfg: RestoreTrainConfig) ->
 
 
 class RestoreTrainer:
-    def __init__(self, cfg: RestoreTrainConfig, resume: bool = False) -> None:
+    def __init__(self, cfg: RestoreTrainConfig, resume: bool = False, init: str | None = None) -> None:
         if cfg.crop % 8:
             raise ValueError("--crop must be a multiple of 8")
         self.cfg, self.device = cfg, torch.device(cfg.device)
         torch.manual_seed(cfg.seed)
         self.net = RestoreNet(RestoreConfig(name=cfg.name, width=cfg.width, depth=cfg.depth,
                                             num_labels=cfg.num_labels)).to(self.device)
+        if init is not None:  # start from exported weights (e.g. the shipped filter), with a fresh optimiser
+            init_from(self.net, init, f"a width-{cfg.width}, depth-{cfg.depth} filter with {cfg.num_labels} labels")
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
         self.step = 0
         self.out = Path(cfg.out)
@@ -292,6 +294,8 @@ def add_parser(sub) -> None:
     p.add_argument("--num-labels", type=int, default=11, help="label ids the embedding distinguishes")
     p.add_argument("--lr", type=float, default=1e-3, help="learning rate")
     p.add_argument("--val", type=int, default=8, help="files held out for the log's validation gain")
+    p.add_argument("--init", metavar="NAME|PATH", help="start from these filter weights (a shipped name such as "
+                   "lean, or a .restore.safetensors path) with a fresh optimiser")
     add_run_args(p)
     p.set_defaults(func=cmd_train_restore, ckpt_every=500)
 
@@ -308,11 +312,21 @@ def cmd_train_restore(a) -> int:
     cfg = RestoreTrainConfig(data=a.data, out=a.out, name=a.name, width=a.width, depth=a.depth,
                              num_labels=a.num_labels, steps=a.steps, batch=a.batch, crop=a.crop, lr=a.lr,
                              val=a.val, seed=a.seed, device=a.device, log_every=a.log_every, ckpt_every=a.ckpt_every)
+    init = None
+    if a.init:
+        from .. import restoration
+
+        if (found := restoration.find(a.init)) is None:
+            raise DsslicInputError(f"--init {a.init}: no such restoration filter weights")
+        init = str(found)
     try:
         samples = load_samples(cfg.data)
     except (ValueError, OSError) as e:
         raise DsslicInputError(str(e)) from None
-    t = RestoreTrainer(cfg, resume=a.resume)
+    try:
+        t = RestoreTrainer(cfg, resume=a.resume, init=init)
+    except ValueError as e:
+        raise DsslicInputError(str(e)) from None
     t.fit(samples)
     print(f"weights: {t.export()}")
     return 0
