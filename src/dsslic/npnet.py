@@ -36,7 +36,9 @@ import numpy as np
 from .errors import DsslicInputError
 
 #: bound on one convolution's im2col temporary (bytes): peak memory stays linear in pixels, with a small constant
-BAND_BYTES = 8 << 20  # (512 KB bands: 15-20% slower, the same numbers)
+BAND_BYTES = 1 << 20  # the L2 of one core here: one-thread decode of a 768x512 image 208-213 ms against 257-289 ms
+# with 8 MB bands, 235-239 ms with 512 KB (measured this session); the band shape changes the floats (OpenBLAS's
+# blocking), so it is part of what both sides of a file must agree on
 BN_EPS = 1e-5  # torch.nn.BatchNorm2d's default
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
