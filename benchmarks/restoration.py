@@ -79,10 +79,10 @@ def main() -> None:
                     r = x.astype(np.int16) - xc  # the min/max range the file stores
                     qs_ = strength(q, int(r.min()), int(r.max()), BITS)
                     y = apply(net, xt, xc, s, qs_)
-                    tag = Path(name).name.removesuffix(".restore.safetensors")
-                    outs[f"dsslic+{tag} always"] = (y, nbytes + a.extra_bytes)
+                    label = Path(name).name.removesuffix(".restore.safetensors")
+                    outs[f"dsslic+{label} always"] = (y, nbytes + a.extra_bytes)
                     # the encoder's choice (Codec.encode): the file names the filter only where it raises the PSNR
-                    outs[f"dsslic+{tag}"] = (y, nbytes + a.extra_bytes) if psnr(x, y) > psnr(x, xt) else (xt, nbytes)
+                    outs[f"dsslic+{label}"] = (y, nbytes + a.extra_bytes) if psnr(x, y) > psnr(x, xt) else (xt, nbytes)
                     times.append(time.perf_counter() - t0)
                 for codec_name, (y, nb) in outs.items():
                     m = ms_ssim(x, y)
