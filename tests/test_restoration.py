@@ -203,3 +203,15 @@ def test_decoding_with_a_filter_is_torch_free_and_thread_independent(tmp_path) -
         outs.add(p.stdout.strip())
     y = Codec(model, restore=net).decode(res.data)
     assert outs == {f"{hashlib.sha256(y.tobytes()).hexdigest()} False"}
+
+
+def test_files_of_the_previous_release_find_their_filter() -> None:
+    """A replaced filter stays shipped under another name: a file names its filter by id, and the decoder must
+    still find the previous release's (``lean-v1``) while the encoder names the current one."""
+    from dsslic import zoo
+
+    if zoo.default_model() != "lean":
+        pytest.skip("the default model is not the lean one in this installation")
+    old, new = restoration.by_id(bytes.fromhex("5326fcdc")), restoration.load(restoration.find("lean"))
+    assert old.filter_id.hex() == "5326fcdc" and new.filter_id != old.filter_id
+    assert zoo.name_for_id(new.filter_id, "restore") == "lean"
