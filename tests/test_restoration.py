@@ -215,3 +215,24 @@ def test_files_of_the_previous_release_find_their_filter() -> None:
     old, new = restoration.by_id(bytes.fromhex("5326fcdc")), restoration.load(restoration.find("lean"))
     assert old.filter_id.hex() == "5326fcdc" and new.filter_id != old.filter_id
     assert zoo.name_for_id(new.filter_id, "restore") == "lean"
+
+
+def test_decoding_an_older_file_does_not_change_the_encoders_filter() -> None:
+    """A Codec that decoded a file naming the previous release's filter still names its own in the files it writes
+    (the decoder's filters are kept apart from the encoder's)."""
+    from dsslic import zoo
+    from dsslic.codec import Codec
+
+    if zoo.default_model() != "lean":
+        pytest.skip("the default model is not the lean one in this installation")
+    x = np.asarray(np.random.default_rng(3).integers(60, 200, (64, 96, 3)), np.uint8)
+    old = Codec(restore="lean-v1", segmenter="none")
+    old.restore_always = True
+    old_file = old.encode(x, quality=37).data
+    codec = Codec(segmenter="none")
+    codec.restore_always = True
+    before = codec.encode(x, quality=37).data
+    assert before != old_file  # each names its own filter
+    assert np.array_equal(codec.decode(old_file), old.decode(old_file))  # decoded with lean-v1, found by its id
+    assert codec.encode(x, quality=37).data == before
+    assert codec.restorer().filter_id == restoration.load(restoration.find("lean")).filter_id

@@ -203,7 +203,8 @@ class Codec:
         # layer's model (a name, a path or a model; loaded when needed), how its transforms are tiled
         self.residual_options = residual.Options(residual_coding or ResidualCoding(), enhance, self._enhance_tiles)
         # the decoder's restoration filter (dsslic.restoration): None = the model's shipped one if any, False = off
-        self._restore_arg, self._restore_net = restore, None
+        self._restore_arg, self._restore_net, self._restore_found = restore, None, False
+        self._file_filters: dict[bytes, restoration.RestoreFilter] = {}  # filters that decoded files name, by id
         self.restore_always = False  # the encoder names the filter only in files where it raises the PSNR
 
     @property
@@ -242,8 +243,8 @@ class Codec:
         arg = self._restore_arg
         if arg is False:
             return None
-        if self._restore_net is None and (arg is not None or filter_id is None):
-            self._restore_net = self._given_restorer(arg)
+        if not self._restore_found:  # looked up once, even when the model has none
+            self._restore_net, self._restore_found = self._given_restorer(arg), True
         net = self._restore_net
         if filter_id is None or (net is not None and net.filter_id == filter_id):
             return net
@@ -252,8 +253,9 @@ class Codec:
                                     f"{net.filter_id.hex()}")
         from . import restoration
 
-        self._restore_net = restoration.by_id(filter_id)
-        return self._restore_net
+        if filter_id not in self._file_filters:  # an older file's filter: for decoding only, never the encoder's
+            self._file_filters[filter_id] = restoration.by_id(filter_id)
+        return self._file_filters[filter_id]
 
     def _given_restorer(self, arg: object) -> restoration.RestoreFilter | None:
         """The filter given (a filter, training's torch network, a name or a path), or with none given the
