@@ -130,8 +130,7 @@ for key, o, c in (("head", 16, 29), ("body.0", 16, 16), ("tail", 12, 16)):
     t[f"{key}.weight"], t[f"{key}.bias"] = rng.normal(0, 0.1, (o, c, 3, 3)), rng.normal(0, 0.1, o)
 xt = rng.integers(0, 256, (256, 384, 3), dtype=np.uint8)
 f = RestoreFilter({k: v.astype(np.float32) for k, v in t.items()}, cfg, b"0000")
-h.update(f._f(xt.transpose(2, 0, 1) / np.float32(255), xt.transpose(2, 0, 1)[::-1] / np.float32(255),
-              rng.integers(0, 11, (256, 384)), 30.0).tobytes())
+h.update(f(xt, xt[::-1], rng.integers(0, 11, (256, 384)), 30.0).tobytes())
 print(h.hexdigest(), "torch" in sys.modules)
 """
 

@@ -109,7 +109,7 @@ def test_trainer_learns_and_resumes(tmp_path) -> None:
     from dsslic.training.restore import load
 
     assert load(out / "custom.restore.safetensors").filter_id == net.filter_id  # back in torch, to train on
-    # --init: a new run starts from those weights (its first held-out row already beats x~); the wrong shape is exit 2
+    # --init: a new run starts from those weights (ahead of a run from scratch); the wrong shape or name is exit 2
     def run(folder: str, *extra: str) -> int:
         return main(["train-restore", "--data", str(data), "--out", str(tmp_path / folder), "--steps", "3", "--batch",
                      "2", "--crop", "16", "--depth", "1", "--val", "1", "--log-every", "3", *extra])

@@ -37,7 +37,7 @@ from .errors import DsslicInputError
 
 #: bound on one convolution's im2col temporary (bytes): peak memory stays linear in pixels, with a small constant
 BAND_BYTES = 1 << 20  # the L2 of one core here: one-thread decode of a 768x512 image 208-213 ms against 257-289 ms
-# with 8 MB bands, 235-239 ms with 512 KB (measured this session); the band shape changes the floats (OpenBLAS's
+# with 8 MB bands, 235-239 ms with 512 KB (measured 2026-12-02); the band shape changes the floats (OpenBLAS's
 # blocking), so it is part of what both sides of a file must agree on
 BN_EPS = 1e-5  # torch.nn.BatchNorm2d's default
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
@@ -185,7 +185,7 @@ def pixel_shuffle(x: np.ndarray, r: int) -> np.ndarray:
     c = crr // (r * r)
     out = np.empty((c, h * r, w * r), x.dtype)
     xv = x.reshape(c, r, r, h, w)
-    for i in range(r):  # as above: 6-8x faster than the transpose (10 ms less per 768x512 decode)
+    for i in range(r):  # as above: 6-8x faster than the transpose (3-5 ms less per 768x512 decode)
         for j in range(r):
             out[:, i::r, j::r] = xv[:, i, j]
     return out
