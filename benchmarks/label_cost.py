@@ -64,9 +64,10 @@ def nbytes(lab: np.ndarray, how: str) -> int:
 
 
 def stored(lab: np.ndarray, f: int) -> np.ndarray:
-    """The map as a file stores it at 1/f (centre samples of f x f cells; dsslic.codec._base_layers)."""
-    h, w = lab.shape
-    return np.ascontiguousarray(np.pad(lab, ((0, -h % f), (0, -w % f)), mode="symmetric")[f // 2 :: f, f // 2 :: f])
+    """The map as a file stores it at 1/f (centre samples of f x f cells: dsslic.codec.stored_samples)."""
+    from dsslic.codec import stored_samples
+
+    return lab[np.ix_(stored_samples(lab.shape[0], f), stored_samples(lab.shape[1], f))]
 
 
 def segmenter_cost(a) -> str:

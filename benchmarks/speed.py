@@ -25,7 +25,7 @@ import torch
 
 from dsslic import bitstream, codecs
 from dsslic.bitstream import LayerKind
-from dsslic.codec import COMPACT_CODECS, DEFAULT_COMPACT, Codec, _pad_to, compact_quality
+from dsslic.codec import COMPACT_CODECS, DEFAULT_COMPACT, Codec, _pad_to, _upscale_labels, compact_quality
 from dsslic.imageio import load_image
 
 KODIM01 = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "kodak" / "kodim01.png"
@@ -64,8 +64,10 @@ def main() -> None:
     compact = DEFAULT_COMPACT
     q_c = compact_quality(compact, "hevc", a.qp)
     cc = codecs.get(COMPACT_CODECS[compact])
-    t_seg, s = timed(lambda: codec.segmenter.segment(x), a.repeat)
-    t_segc, (f_seg, _, s_layer) = timed(lambda: codec._store_labels(s), a.repeat)  # as the encoder stores it
+    t_seg, sample = timed(lambda: codec.segmenter.sampler(x), a.repeat)  # the network, at its working size
+    # the map at the stored samples only, as the encoder computes it, and coded
+    t_segc, (f_seg, s_stored, s_layer) = timed(lambda: codec._store_labels(sample, h, w), a.repeat)
+    s = _upscale_labels(s_stored, f_seg, h, w)
     xp, sp = _pad_to(x, alpha), _pad_to(s, alpha)
     t_comp, c8 = timed(lambda: (codec.compact(xp, sp), sync())[0], a.repeat)
     t_cc, c_bytes = timed(lambda: cc.encode(c8, q_c), a.repeat)
@@ -76,7 +78,7 @@ def main() -> None:
     rn, lo, hi = coder.samples(x.astype(np.int16) - xc[:h, :w].astype(np.int16))
     t_res, r_bytes = timed(lambda: rc.encode(rn, a.qp), a.repeat)
     t_enc, res = timed(lambda: codec.encode(x, quality=a.qp), a.repeat)
-    rows += [("encode", "segment (SegNet)", t_seg), ("encode", f"code s (1/{f_seg}, {codecs.by_id(s_layer.codec_id).name})", t_segc),
+    rows += [("encode", "segment (SegNet)", t_seg), ("encode", f"s at 1/{f_seg}'s samples, coded ({codecs.by_id(s_layer.codec_id).name})", t_segc),
              ("encode", "compact c (CompNet)", t_comp), ("encode", f"code c ({cc.name} q {q_c})", t_cc),
              ("encode", "decode c (closed loop)", t_dc), ("encode", "x' = RecNet(s, c)", t_rec),
              ("encode", f"code residual (hevc qp {a.qp}, {codec.residual_coding.tag})", t_res),

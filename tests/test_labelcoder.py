@@ -5,6 +5,7 @@ import pytest
 
 from dsslic import codecs, labelcoder
 from dsslic.errors import DsslicFormatError
+from dsslic.segmenters.base import Segmenter
 
 
 def region_map(h: int, w: int, seed: int = 0, n: int = 6) -> np.ndarray:
@@ -62,8 +63,9 @@ def test_hostile_payloads_fail_cleanly():
         labelcoder.encode(np.zeros((3, 3), np.uint16))
 
 
-class _RegionSegmenter:
-    """A stand-in network segmenter: a region map in the photo label space."""
+class _RegionSegmenter(Segmenter):
+    """A stand-in network segmenter (the documented interface: a Segmenter subclass): a region map in the photo
+    label space."""
 
     name, exact = "regions", False
     class_names = ["sky", "tree", "road", "grass", "water", "building", "mountain", "person", "animal", "vehicle",

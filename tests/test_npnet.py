@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from conftest import synthetic
 
-from dsslic import npnet, zoo
+from dsslic import finenet, npnet, zoo
 from dsslic.models import LearnedConfig, LearnedModel
 
 
@@ -52,34 +52,46 @@ def test_convolution_matches_torch_and_bands_do_not_change_it(monkeypatch) -> No
     np.testing.assert_array_equal(npnet.pixel_shuffle(xn[:4], 2), _np(ps))
 
 
-def _lean(tmp_path: Path, up_mode: str, seed: int = 0) -> Path:
+def _lean(tmp_path: Path, up_mode: str, seed: int = 0, num_labels: int = 0) -> Path:
     """A tiny random-weight lean model saved as the trainer saves one (float16 weights, config, model id)."""
     torch.manual_seed(seed)
     m = LearnedModel(LearnedConfig(name="tiny-lean", arch="lean", compact="area", width=10, n_blocks=2,
-                                   up_mode=up_mode))
+                                   up_mode=up_mode, num_labels=num_labels,
+                                   segmenter="photo" if num_labels else "none"))
     for p in m.parameters():
         p.data.normal_(0, 0.15)
-    path = tmp_path / f"lean-{up_mode}.safetensors"
+    path = tmp_path / f"lean-{up_mode}-{num_labels}.safetensors"
     m.save(path)
     return path
 
 
-@pytest.mark.parametrize("up_mode", ["bicubic", "bilinear"])
-def test_lean_recnet_matches_torch(tmp_path, up_mode) -> None:
-    path = _lean(tmp_path, up_mode)
+@pytest.mark.parametrize("up_mode,num_labels", [("bicubic", 0), ("bilinear", 0), ("bicubic", 5)])
+def test_lean_recnet_matches_torch(tmp_path, up_mode, num_labels) -> None:
+    """noSeg and withSeg (class shares per 8x8 block beside c; label 6 is void for 5 labels)."""
+    path = _lean(tmp_path, up_mode, num_labels=num_labels)
     tm, nm = LearnedModel.load(path), npnet.LeanRecNet.load(path)
     assert nm.model_id == tm.model_id and nm.alpha == tm.alpha and nm.min_size == tm.min_size
+    assert (nm.num_labels, nm.segmenter, nm.full_map) == (tm.num_labels, tm.segmenter, tm.full_map)
     x = synthetic(96, 136)
     c8 = nm.compact(x)
+    s = np.random.default_rng(1).integers(0, 7, (96, 136)).astype(np.uint8) if num_labels else None
+    st = None if s is None else torch.from_numpy(s.astype(np.int64))[None]
     with torch.inference_mode():
         xt = torch.from_numpy(x).permute(2, 0, 1)[None].float() / 255
         ct = (tm.compact(xt, None).clamp(0, 1) * 255).round()
         assert np.abs(_np(ct).transpose(1, 2, 0).astype(int) - c8).max() <= 1  # ties of the block mean may round either way
         cf = torch.from_numpy(c8).permute(2, 0, 1)[None].float() / 255
-        fine = _np(tm.recnet.finenet(None, cf * 2 - 1))
-        ref = (_np(tm.reconstruct(None, cf)) * 255).round().astype(int).transpose(1, 2, 0)
-    assert np.abs(nm.fine(_np(cf) * 2 - 1) - fine).max() < 1e-4
-    d = np.abs(nm.reconstruct(c8).astype(int) - ref)
+        fine = _np(tm.recnet.finenet(st, cf * 2 - 1))
+        ref = (_np(tm.reconstruct(st, cf)) * 255).round().astype(int).transpose(1, 2, 0)
+    inputs = _np(cf) * 2 - 1
+    if num_labels:
+        shares = nm.label_shares(s)
+        np.testing.assert_array_equal(shares, _np(finenet.label_shares(st, num_labels, 8)))
+        inputs = np.concatenate([inputs, shares])
+        with pytest.raises(ValueError, match="label map"):
+            nm.reconstruct(c8)
+    assert np.abs(nm.fine(inputs) - fine).max() < 1e-4
+    d = np.abs(nm.reconstruct(c8, s).astype(int) - ref)
     assert d.max() <= 1 and (d > 0).mean() < 1e-3
 
 
@@ -109,6 +121,30 @@ def test_shipped_segmenters_agree_with_torch(name) -> None:
         labels = npnet.segment(net, x, work, flip, rows=7)
         assert labels.dtype == np.uint8 and labels.shape == x.shape[:2]
         assert (labels == ref.segment(x)).mean() >= 0.999, (work, flip)
+
+
+
+def test_sampled_map_is_the_full_map_at_the_stored_samples() -> None:
+    """The codec asks the segmenter only for the samples it stores: they must be what the full map holds there,
+    taken where ``np.pad(mode="symmetric")`` then ``[f//2::f]`` took them before (so files do not change)."""
+    from dsslic.codec import stored_samples
+    from dsslic.segmenters.segnetlite_np import NumpySegmenter
+    from dsslic.tiling import pad_to
+
+    for n in range(1, 70):
+        for f in (1, 2, 3, 4, 8, 16, 32, 64, 128):
+            ref = pad_to(np.arange(n)[:, None], f)[f // 2:: f, 0]
+            assert (stored_samples(n, f) == ref).all(), (n, f)
+    path = zoo.find("photo", "segmenter")
+    if path is None:
+        pytest.skip("photo not shipped")
+    seg = NumpySegmenter.load(path)
+    x = synthetic(150, 203, seed=5)
+    full = seg.segment(x)
+    sample = seg.sampler(x)
+    for f in (1, 4, 16):
+        rows, cols = stored_samples(150, f), stored_samples(203, f)
+        assert (sample(rows, cols) == full[np.ix_(rows, cols)]).all(), f
 
 
 _HASH = """
@@ -162,6 +198,27 @@ def test_codec_runs_lean_models_in_numpy(tmp_path) -> None:
     res = by_path.encode(x, quality=30, verify=True)  # the decoder's x~ is the encoder's
     assert by_object.encode(x, quality=30).data == res.data
     assert np.array_equal(Codec(str(path)).decode(res.data), by_object.decode(res.data))
+
+
+
+def test_codec_runs_withseg_lean_models_in_numpy(tmp_path) -> None:
+    """A lean model that reads the map: numpy on both sides, the map stored at a reduced factor (class shares per
+    8x8 block need no more), the same x' in tiles as whole."""
+    from dsslic import bitstream
+    from dsslic.codec import Codec
+
+    if zoo.find("photo", "segmenter") is None:
+        pytest.skip("photo not shipped")
+    path = _lean(tmp_path, "bicubic", num_labels=11)
+    x = synthetic(80, 120, seed=6)
+    whole = Codec(str(path))
+    assert isinstance(whole.model, npnet.LeanRecNet) and whole.model.num_labels == 11
+    assert whole.segmenter.name == "photo"  # the model's own segmenter by default
+    res = whole.encode(x, quality=30, verify=True)  # the decoder's x~ is the encoder's
+    assert bitstream.parse(res.data).seg_factor in (4, 8, 16)  # not the full map a FineNet reading pixels needs
+    tiles = Codec(LearnedModel.load(path), tile=64, overlap=128)
+    assert tiles.encode(x, quality=30).data == res.data
+    assert np.array_equal(tiles.decode(res.data, "coarse"), whole.decode(res.data, "coarse"))
 
 
 _CLI = ("import sys; from dsslic.cli import main; rc = main(sys.argv[1:]); "

@@ -181,8 +181,8 @@ def test_lean_recnet_learns_from_decoded_lossy_c(data_dir, tmp_path):
                        .permute(2, 0, 1))
     assert not torch.equal(c30, c_ll)
     t = Trainer(cfg)
-    x, c = lossy_batch_at(0, 0, cfg, pairs)
-    assert x.shape == (2, 3, 32, 32) and c.shape == (2, 3, 4, 4)
+    x, c, s = lossy_batch_at(0, 0, cfg, pairs)
+    assert x.shape == (2, 3, 32, 32) and c.shape == (2, 3, 4, 4) and s is None
 
     def loss() -> float:
         with torch.no_grad():
@@ -192,6 +192,41 @@ def test_lean_recnet_learns_from_decoded_lossy_c(data_dir, tmp_path):
     for _ in range(8):
         t.train_step(x, None, c)
     assert loss() < before
+
+
+def test_lean_withseg_learns_from_the_map_the_codec_stores(data_dir, tmp_path):
+    """withSeg for the lean RecNet: the label map of each training image is the one its file would carry (the
+    codec's segmentation and storage rule), cropped with x and c by the same draws as without labels; started
+    from a label-free model (zero weights on the new inputs) it computes what that model did."""
+    from dsslic.codec import Codec
+    from dsslic.training.data import decoded_compacts, lossy_batch_at
+    from dsslic.training.loop import init_from
+
+    kw = dict(compact="area", arch="lean", width=10, n_blocks=1, up_mode="bicubic", norm="none",
+              lossy_c="hevc:30", lossy_scales="1", ssim_weight=0.0)
+    plain_cfg = cfg_for(data_dir, tmp_path / "a", **kw)
+    cfg = cfg_for(data_dir, tmp_path / "b", num_labels=11, segmenter="photo", **kw)
+    imgs, _ = load_images(cfg)
+    pairs = decoded_compacts(cfg, imgs)
+    x0, _, s0 = pairs[0]
+    want = Codec("plain", segmenter="photo")._seg_layer(np.ascontiguousarray(x0.permute(1, 2, 0).numpy()))[1]
+    assert s0.dtype == torch.uint8 and np.array_equal(s0.numpy(), want)
+    x, c, s = lossy_batch_at(3, 0, cfg, pairs)
+    xp, cp, sp = lossy_batch_at(3, 0, plain_cfg, decoded_compacts(plain_cfg, imgs))
+    assert torch.equal(x, xp) and torch.equal(c, cp) and sp is None
+    assert s.shape == (2, 32, 32) and int(s.max()) < 11
+
+    src = Trainer(plain_cfg)
+    path = tmp_path / "noseg.safetensors"
+    src.G.eval().save(path)
+    t = Trainer(cfg)
+    init_from(t.G, str(path), "test")
+    with torch.no_grad():
+        assert torch.allclose(t.G.reconstruct(s, c), src.G.reconstruct(None, c), atol=1e-6)
+        assert t.G.recnet.finenet.head.weight.shape[1] == 3 + 11
+    for _ in range(3):
+        t.train_step(x, s, c)
+    assert t.G.recnet.finenet.head.weight[:, 3:].abs().sum() > 0  # the map's inputs learn
 
 
 def test_lean_recnet_is_cheap():

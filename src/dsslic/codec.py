@@ -16,7 +16,7 @@ x' is rounded to 8 bits on both sides, so the residual is an integer image and i
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -91,6 +91,13 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR over all channels of two uint8 images (one MSE over R, G and B)."""
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+
+
+def stored_samples(n: int, f: int) -> np.ndarray:
+    """Which of n rows (or columns) a map stored at 1/f keeps: the centre of each f-cell of the map padded
+    symmetrically to a multiple of f (indices past the end mirror back, as ``np.pad(mode="symmetric")``)."""
+    p = (np.arange(-(-n // f)) * f + f // 2) % (2 * n)
+    return np.where(p < n, p, 2 * n - 1 - p)
 
 
 def _upscale_labels(s: np.ndarray, f: int, h: int, w: int) -> np.ndarray:
@@ -349,8 +356,10 @@ class Codec:
         s_pad = _pad_min(s_pad, self.model.min_size)
         c8 = _pad_min(c8, self.model.min_size // self.alpha)
         if self.device is None:  # the numpy runtime, in the same tiles (channels first, as tiled() cuts them)
-            x = self._tiled(lambda c: self.model.reconstruct(c.transpose(1, 2, 0)).transpose(2, 0, 1),
-                            [c8.transpose(2, 0, 1)], [self.alpha], 1, s_pad.shape[:2])
+            x = self._tiled(lambda s, c: self.model.reconstruct(c.transpose(1, 2, 0), s if s is None else s[0]
+                                                                ).transpose(2, 0, 1),
+                            [s_pad[None] if self.model.num_labels else None, c8.transpose(2, 0, 1)],
+                            [1, self.alpha], 1, s_pad.shape[:2])
             return np.ascontiguousarray(x.transpose(1, 2, 0)[:h, :w])
         import torch
 
@@ -368,10 +377,7 @@ class Codec:
     def _seg_layer(self, x: np.ndarray) -> tuple[Layer, np.ndarray, int]:
         """The base layer, the label map the decoder will have, and its storage factor."""
         h, w = x.shape[:2]
-        s = self.segmenter.segment(x)  # s <- SegNet(x)
-        if s.shape != (h, w):
-            raise DsslicInputError(f"segmenter gave a {s.shape} map for a {w}x{h} image")
-        f, s_stored, s_layer = self._store_labels(s)
+        f, s_stored, s_layer = self._store_labels(self.segmenter.sampler(x), h, w)  # s <- SegNet(x), as stored
         return s_layer, _upscale_labels(s_stored, f, h, w), f
 
     def _base_layers(self, x: np.ndarray, seg: tuple[Layer, np.ndarray, int], compact: str, q_c: int | None
@@ -394,17 +400,24 @@ class Codec:
         )
         return header, x_coarse, c8
 
-    def _store_labels(self, s: np.ndarray) -> tuple[int, np.ndarray, Layer]:
-        """The base layer: the map at 1/seg_factor. A label-free model's map is side information (search, ROI):
-        with ``seg_factor=None`` it is stored at the finest of 1/4, 1/8, 1/16 that fits ``label_budget_bpp`` (a map the
-        user gives, a uniform one, or one the model reads: at full resolution)."""
-        factors = ([self.seg_factor] if self.seg_factor is not None else
-                   [1] if self.model.num_labels or self.segmenter.exact or (s == s.flat[0]).all()
-                   else list(AUTO_SEG_FACTORS))
+    def _store_labels(self, sample: Callable[[np.ndarray, np.ndarray], np.ndarray], h: int, w: int
+                      ) -> tuple[int, np.ndarray, Layer]:
+        """The base layer: the map at 1/seg_factor, from ``sample`` (rows, columns -> the segmenter's labels there:
+        only the samples stored are computed). A label-free model's map is side information (search, ROI): with
+        ``seg_factor=None`` it is stored at the finest of 1/4, 1/8, 1/16 that fits ``label_budget_bpp`` (a map the
+        user gives, one the model reads pixel by pixel, or a uniform one: at full resolution)."""
+        if self.seg_factor is not None:
+            factors = [self.seg_factor]
+        elif self.model.full_map or self.segmenter.exact:
+            factors = [1]
+        else:
+            factors = list(AUTO_SEG_FACTORS)
         for f in factors:
-            s_stored = np.ascontiguousarray(_pad_to(s, f)[f // 2 :: f, f // 2 :: f])
+            s_stored = sample(stored_samples(h, f), stored_samples(w, f))
+            if f != 1 and (s_stored == s_stored.flat[0]).all() and self.seg_factor is None:
+                f, s_stored = 1, np.full((h, w), s_stored.flat[0], s_stored.dtype)  # uniform: one label, 2 bytes
             layer = seg_layer(s_stored)
-            if 8 * len(layer.data) <= self.label_budget_bpp * s.size:
+            if f == 1 or 8 * len(layer.data) <= self.label_budget_bpp * h * w:
                 break
         return f, s_stored, layer
 

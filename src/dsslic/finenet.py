@@ -40,21 +40,25 @@ class LeanFineNet(nn.Module):
     x' = up(c) + f with f grown from c itself: ``n_blocks`` residual blocks at 1/8 (width ``width``), then
     pixel-shuffle steps to 1/4 and 1/2 (widths ``width*3/5``, ``width*2/5``) and a last pixel shuffle to full
     size. About 4,900 multiply-accumulates per output pixel at width 40 (FineNet at width 16: 30,000).
+
+    With ``num_labels`` (the paper's withSeg) it also reads the label map, as the share of each class in every
+    alpha x alpha block, beside c: a map the codec stores at 1/4 to 1/16 of the size (a few bytes) says as much
+    there as one at full size, so the map stays cheap.
     """
 
     takes_compact = True  # RecNet gives it c, not up(c)
 
     def __init__(self, num_labels: int = 0, width: int = 40, n_blocks: int = 4, alpha: int = 8) -> None:
         super().__init__()
-        if alpha != 8 or num_labels:
-            raise ValueError("the lean FineNet is built for alpha 8 and no label input")
+        if alpha != 8:
+            raise ValueError("the lean FineNet is built for alpha 8")
         w, m, h = width, width * 3 // 5, width * 2 // 5
 
         def conv(i: int, o: int) -> nn.Conv2d:
             return nn.Conv2d(i, o, 3, padding=1, padding_mode="replicate")
 
-        self.num_labels = 0
-        self.head = conv(3, w)
+        self.num_labels, self.alpha = num_labels, alpha
+        self.head = conv(3 + num_labels, w)
         self.blocks = nn.ModuleList(nn.Sequential(conv(w, w), nn.ReLU(True), conv(w, w)) for _ in range(n_blocks))
         self.tail = nn.Sequential(
             conv(w, 4 * m), nn.PixelShuffle(2), nn.ReLU(True), conv(m, m), nn.ReLU(True),  # 1/4
@@ -63,10 +67,18 @@ class LeanFineNet(nn.Module):
         )
 
     def forward(self, s: torch.Tensor | None, c: torch.Tensor) -> torch.Tensor:
+        if self.num_labels:
+            c = torch.cat([c, label_shares(s, self.num_labels, self.alpha, c.dtype)], 1)
         f = self.head(c)
         for b in self.blocks:
             f = f + b(f)
         return self.tail(f)
+
+
+def label_shares(s: torch.Tensor, num_labels: int, alpha: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """(B, H, W) label ids -> (B, num_labels, H/alpha, W/alpha): the share of each class in each block (void
+    ids count for none)."""
+    return F.avg_pool2d(one_hot(s, num_labels, dtype), alpha)
 
 
 def upsample(c: torch.Tensor, alpha: int, mode: str = "bilinear") -> torch.Tensor:

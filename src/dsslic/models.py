@@ -33,6 +33,7 @@ class DsslicModel(nn.Module):
     alpha: int = 8
     segmenter: str = "none"  # the segmenter this model was trained with
     num_labels: int = 0  # label channels the networks take (0: they ignore s)
+    full_map: bool = False  # whether the networks read s pixel by pixel (the codec then stores it at full size)
     min_size: int = 1  # smaller inputs are reflect-padded up to this (by the codec, on both sides)
 
     def compact(self, x: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:
@@ -113,6 +114,8 @@ class LearnedModel(DsslicModel):
         self.config = config
         self.name, self.alpha, self.segmenter = config.name, config.alpha, config.segmenter
         self.num_labels = config.num_labels
+        # a lean FineNet reads class shares per alpha block: any stored factor up to alpha says as much (codec)
+        self.full_map = bool(config.num_labels) and config.arch != "lean"
         self.min_size = 4 * config.alpha  # the networks work at 1/8 inside: reflection padding needs pixels there
         self.compnet = (
             CompNet(config.num_labels, config.width, config.norm) if config.compact == "compnet" else None

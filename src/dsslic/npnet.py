@@ -263,22 +263,24 @@ def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], di
 
 # ------------------------------------------------------------------------------------------------ lean RecNet
 class LeanRecNet:
-    """x' = up(c) + LeanFineNet(c) (models.LearnedModel with ``arch="lean"``), on 8-bit images.
+    """x' = up(c) + LeanFineNet(s, c) (models.LearnedModel with ``arch="lean"``), on 8-bit images.
 
     ``compact`` is the area model's c (the mean of each 8x8 block, rounded: integer arithmetic, exact); ``reconstruct``
-    takes the decoded 8-bit c and gives the 8-bit x' that both sides of a file compute.
+    takes the decoded 8-bit c (and, for a withSeg model, the label map) and gives the 8-bit x' that both sides of a
+    file compute.
     """
 
     alpha = 8
     min_size = 32  # as LearnedModel: 4 * alpha
-    num_labels = 0
-    segmenter = "none"
+    full_map = False  # a withSeg lean model reads class shares per 8x8 block: the codec may store s at 1/4-1/16
 
     def __init__(self, tensors: Mapping[str, np.ndarray], config: Mapping, model_id: bytes) -> None:
         if not supports(config):
-            raise ValueError("the numpy runtime runs lean models with an area c, alpha 8 and no label input")
+            raise ValueError("the numpy runtime runs lean models with an area c and alpha 8")
         self.config, self.name, self.model_id = dict(config), config.get("name", "custom"), model_id
         self.up_mode = config.get("up_mode", "bilinear")
+        self.num_labels = int(config.get("num_labels", 0))  # 0: noSeg
+        self.segmenter = config.get("segmenter", "none") if self.num_labels else "none"
         p = "recnet.finenet."
         n_blocks = sum(1 for k in tensors if k.startswith(f"{p}blocks.") and k.endswith(".0.weight"))
 
@@ -303,9 +305,17 @@ class LeanRecNet:
         sums = x.reshape(h // a, a, w // a, a, ch).sum((1, 3), dtype=np.int64)
         return np.rint(sums / (a * a)).astype(np.uint8)
 
+    def label_shares(self, s: np.ndarray) -> np.ndarray:
+        """(H, W) label ids -> (num_labels, H/8, W/8) float32: each class's share of each 8x8 block, as
+        ``finenet.label_shares`` (counts / 64 are exact in float32; ids past the label space count for none)."""
+        a = self.alpha
+        blocks = s.reshape(s.shape[0] // a, a, s.shape[1] // a, a)
+        return np.stack([(blocks == k).sum((1, 3), dtype=np.int32) for k in range(self.num_labels)]).astype(
+            np.float32) / (a * a)
+
     @one_blas_thread
     def fine(self, c: np.ndarray) -> np.ndarray:
-        """LeanFineNet on c in [-1, 1] (3, h, w) -> f (3, 8h, 8w)."""
+        """LeanFineNet on c in [-1, 1] (3, h, w), with the label shares beside it for withSeg -> f (3, 8h, 8w)."""
         f = self.head(c)
         for a, b in self.blocks:
             f += b(relu(a(f)))
@@ -314,12 +324,18 @@ class LeanRecNet:
         f = relu(pixel_shuffle(t2(relu(t1(f))), 2))
         return pixel_shuffle(t4(relu(t3(f))), 2)
 
-    def reconstruct(self, c8: np.ndarray) -> np.ndarray:
-        """(h, w, 3) uint8 c -> (8h, 8w, 3) uint8 x' = round(255 * clip((up(c') + f + 1) / 2)), c' = 2c/255 - 1."""
+    def reconstruct(self, c8: np.ndarray, s: np.ndarray | None = None) -> np.ndarray:
+        """(h, w, 3) uint8 c (and the (8h, 8w) label map for withSeg) -> (8h, 8w, 3) uint8
+        x' = round(255 * clip((up(c') + f + 1) / 2)), c' = 2c/255 - 1."""
         c = np.ascontiguousarray(c8.transpose(2, 0, 1), np.float32) / 255 * 2 - 1
         h, w = c.shape[1:]
         x = resize(c, (h * self.alpha, w * self.alpha), self.up_mode, scale=self.alpha)
-        x += self.fine(c)
+        if self.num_labels:
+            if s is None or s.shape != x.shape[1:]:
+                raise ValueError(f"this withSeg model needs a {x.shape[2]}x{x.shape[1]} label map")
+            x += self.fine(np.concatenate([c, self.label_shares(s)]))
+        else:
+            x += self.fine(c)
         x = np.clip((x + 1) / 2, 0, 1)
         return np.rint(x * 255).astype(np.uint8).transpose(1, 2, 0)
 
@@ -327,7 +343,7 @@ class LeanRecNet:
 def supports(config: Mapping) -> bool:
     """Whether a LearnedModel configuration (its JSON in the weights' metadata) runs here."""
     return (config.get("arch") == "lean" and config.get("compact") == "area" and config.get("finenet", True)
-            and not config.get("num_labels", 0) and config.get("alpha", 8) == 8)
+            and config.get("alpha", 8) == 8)
 
 
 def model_for(model: object) -> LeanRecNet | None:
@@ -414,6 +430,13 @@ def segment(net: Callable[[np.ndarray], np.ndarray], image: np.ndarray, work_siz
     """segnet.NetSegmenter.segment in numpy: resize to the working size (antialiased), logits (and the mirror's),
     bilinear back to the image's size and argmax, ``rows`` output rows at a time (memory: a band, not the image)."""
     h, w = image.shape[:2]
+    return labels_at(logits(net, image, work_size, flip), h, w, np.arange(h), np.arange(w), rows)
+
+
+def logits(net: Callable[[np.ndarray], np.ndarray], image: np.ndarray, work_size: int, flip: bool = False
+           ) -> np.ndarray:
+    """The segmenter's class scores (C, h, w) at its working size (long side ``work_size``, never below 16 px)."""
+    h, w = image.shape[:2]
     x = np.ascontiguousarray(image.transpose(2, 0, 1), np.float32) / 255
     s = min(1.0, work_size / max(h, w))
     if s < 1:  # never below 16 px on a side, as NetSegmenter
@@ -421,11 +444,16 @@ def segment(net: Callable[[np.ndarray], np.ndarray], image: np.ndarray, work_siz
     y = net(x)
     if flip:
         y += net(np.ascontiguousarray(x[:, :, ::-1]))[:, :, ::-1]
-    y = _resize_axis(y, 2, *_resize_taps(y.shape[2], w, "bilinear"))  # columns first, as torch
-    idx, wt = _resize_taps(y.shape[1], h, "bilinear")
-    out = np.empty((h, w), np.uint8 if y.shape[0] <= 256 else np.uint16)
-    for r0 in range(0, h, rows):
-        band = _resize_axis(y, 1, idx[r0: r0 + rows], wt[r0: r0 + rows])
-        out[r0: r0 + rows] = band.argmax(0)
-    return out
+    return y
 
+
+def labels_at(y: np.ndarray, h: int, w: int, rows: np.ndarray, cols: np.ndarray, band: int = 64) -> np.ndarray:
+    """The argmax of the scores ``y`` bilinearly resized to (h, w), at these rows and columns only (all of them:
+    :func:`segment`). Every output is its own taps' sum, so a subset costs its share and equals the full map
+    there: the codec, which stores the map at 1/4 to 1/16, computes 1/16 of it or less."""
+    y = _resize_axis(y, 2, *(a[cols] for a in _resize_taps(y.shape[2], w, "bilinear")))  # columns first, as torch
+    idx, wt = (a[rows] for a in _resize_taps(y.shape[1], h, "bilinear"))
+    out = np.empty((len(rows), len(cols)), np.uint8 if y.shape[0] <= 256 else np.uint16)
+    for r0 in range(0, len(rows), band):
+        out[r0: r0 + band] = _resize_axis(y, 1, idx[r0: r0 + band], wt[r0: r0 + band]).argmax(0)
+    return out

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 import numpy as np
 
@@ -53,6 +54,15 @@ class Segmenter(ABC):
     @abstractmethod
     def segment(self, image: np.ndarray) -> np.ndarray:
         """uint8 (H, W, 3) -> (H, W) uint8 or uint16 label map with values < num_labels."""
+
+    def sampler(self, image: np.ndarray) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """A function (rows, columns) -> the map ``segment(image)`` gives at those rows and columns: the codec
+        stores the map at 1/4 to 1/16 of the size, and a segmenter that can compute only those samples (the numpy
+        SegNetLite) saves the rest. This one segments the whole image once."""
+        s = self.segment(image)
+        if s.shape != image.shape[:2]:
+            raise DsslicInputError(f"segmenter gave a {s.shape} map for a {image.shape[1]}x{image.shape[0]} image")
+        return lambda rows, cols: s[np.ix_(rows, cols)]
 
 
 class NoSegmenter(Segmenter):

@@ -48,3 +48,9 @@ class NumpySegmenter(Segmenter):
 
     def segment(self, image: np.ndarray) -> np.ndarray:
         return npnet.segment(self.net, image, self.work_size, self.flip)
+
+    def sampler(self, image: np.ndarray):
+        """As :meth:`Segmenter.sampler`, running the network once and resizing its scores only where asked."""
+        h, w = image.shape[:2]
+        y = npnet.logits(self.net, image, self.work_size, self.flip)
+        return lambda rows, cols: npnet.labels_at(y, h, w, rows, cols)

@@ -151,8 +151,11 @@ def decoded_compacts(cfg: TrainConfig, imgs: list[torch.Tensor], alpha: int = 8,
     from .. import bitstream, codecs
 
     key = [cfg.lossy_c, cfg.lossy_scales, cfg.crop, [tuple(x.shape) for x in imgs]]
+    if cfg.num_labels:  # withSeg: the map each image's file would carry, as its decoder has it
+        key.append(cfg.segmenter)
     saved = torch.load(cache, weights_only=True) if cache is not None and cache.is_file() else None
     saved_cs = saved["cs"] if saved is not None and saved["key"] == json.dumps(key) else None
+    stored_map = _stored_map(cfg.segmenter) if cfg.num_labels else None
 
     name, _, qs = cfg.lossy_c.partition(":")
     cod = codecs.get(bitstream.RESIDUAL_CODECS.get(name, name))
@@ -171,29 +174,56 @@ def decoded_compacts(cfg: TrainConfig, imgs: list[torch.Tensor], alpha: int = 8,
             cs = saved_cs[len(out)] if saved_cs is not None else [
                 c if q is None else torch.from_numpy(np.array(cod.decode(cod.encode(c_np, q), c_np.shape))).permute(2, 0, 1)
                 .contiguous() for q in quals]
+            if stored_map is not None:  # the map rides along as the last entry, uint8 HxW
+                cs = cs if saved_cs is not None else [*cs, stored_map(xs)]
             out.append((xs, cs))
     if cache is not None and saved_cs is None:
         torch.save({"key": json.dumps(key), "cs": [cs for _, cs in out]}, cache)
+    if stored_map is not None:
+        return [(x, cs[:-1], cs[-1]) for x, cs in out]
     return out
 
 
-def lossy_batch_at(step: int, rank: int, cfg: TrainConfig, pairs, alpha: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
-    """Crops of x aligned to the alpha grid with the matching crop of one decoded c; flips and rotations."""
+def _stored_map(segmenter: str):
+    """x (3xHxW uint8) -> the label map (HxW uint8) a file of x would carry, at the size its decoder upscales it
+    to: the codec's own segmentation and storage rule (factor 1/4..1/16 by size), so RecNet learns from what it
+    will be given."""
+    from ..codec import Codec
+
+    codec = Codec("plain", segmenter=segmenter)
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        s = codec._seg_layer(np.ascontiguousarray(x.permute(1, 2, 0).numpy()))[1]
+        return torch.from_numpy(np.ascontiguousarray(s, np.uint8))
+
+    return run
+
+
+def lossy_batch_at(step: int, rank: int, cfg: TrainConfig, pairs, alpha: int = 8
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Crops of x aligned to the alpha grid with the matching crop of one decoded c (and of the stored label map,
+    for withSeg: ids >= num_labels void); flips and rotations. The same draws with and without labels."""
     g = step_generator(cfg.seed, step, rank)
     k, kc = cfg.crop, cfg.crop // alpha
-    xs, cs = [], []
+    xs, cs, ss = [], [], []
     for _ in range(cfg.batch):
-        x, variants = pairs[pick(g, len(pairs))]
+        x, variants, *lab = pairs[pick(g, len(pairs))]
         c = variants[pick(g, len(variants))]
         y0, x0 = crop_origin(g, c.shape[1], c.shape[2], kc)
         xc = x[:, y0 * alpha : y0 * alpha + k, x0 * alpha : x0 * alpha + k].float() / 255
         cc = c[:, y0 : y0 + kc, x0 : x0 + kc].float() / 255
+        sc = lab[0][y0 * alpha : y0 * alpha + k, x0 * alpha : x0 * alpha + k].long() if lab else None
         if coin(g):
-            xc, cc = xc.flip(-1), cc.flip(-1)
+            xc, cc, sc = xc.flip(-1), cc.flip(-1), (sc.flip(-1) if lab else None)
         r = pick(g, 4)
         xs.append(xc.rot90(r, (1, 2)))
         cs.append(cc.rot90(r, (1, 2)))
-    return torch.stack(xs), torch.stack(cs)
+        ss.append(sc.rot90(r, (0, 1)) if lab else None)
+    s = None
+    if ss[0] is not None:
+        s = torch.stack(ss)
+        s = torch.where(s < cfg.num_labels, s, torch.full_like(s, -1))
+    return torch.stack(xs), torch.stack(cs), s
 
 
 # ------------------------------------------------------------------------------------- labelled images (segnet)

@@ -61,11 +61,19 @@ def resume_into(out: Path, device: torch.device | str, **parts) -> tuple[int, Cl
 
 def init_from(net: torch.nn.Module, path: str, shape: str) -> None:
     """``--init``: load exported weights (a shipped network or a weights file) into ``net`` before training, with
-    a fresh optimiser; weights of another shape are a ValueError naming what the network is (``shape``)."""
+    a fresh optimiser; weights of another shape are a ValueError naming what the network is (``shape``). A
+    convolution that now takes more inputs (a label-free model started as withSeg) gets zero weights on the new
+    ones: at step 0 the network computes what the loaded one did."""
     from .. import zoo
 
     try:
-        net.load_state_dict(zoo.load(path)[0])
+        loaded, own = zoo.load(path)[0], net.state_dict()
+        for k, v in loaded.items():
+            mine = own.get(k)
+            if mine is not None and v.ndim == 4 and mine.shape[0] == v.shape[0] and mine.shape[2:] == v.shape[2:] \
+                    and mine.shape[1] > v.shape[1]:
+                loaded[k] = torch.cat([v, v.new_zeros(v.shape[0], mine.shape[1] - v.shape[1], *v.shape[2:])], 1)
+        net.load_state_dict(loaded)
     except (OSError, RuntimeError, ValueError) as e:
         raise ValueError(f"--init {path}: not weights of this network ({shape}: {type(e).__name__})") from None
 

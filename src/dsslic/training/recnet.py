@@ -75,8 +75,8 @@ def build(cfg: TrainConfig) -> tuple[LearnedModel, MultiscaleDiscriminator | Non
     mcfg = LearnedConfig.preset(cfg.preset, name=cfg.name, num_labels=cfg.num_labels, compact=cfg.compact,
                                 finenet=cfg.finenet, up_mode=cfg.up_mode, arch=cfg.arch, segmenter=cfg.segmenter if cfg.num_labels else "none", **over)
     g = LearnedModel(mcfg)
-    if cfg.lossy_c and (cfg.compact != "area" or cfg.num_labels):
-        raise ValueError("lossy_c trains RecNet alone: it needs compact='area' and no labels")
+    if cfg.lossy_c and (cfg.compact != "area" or (cfg.num_labels and cfg.arch != "lean")):
+        raise ValueError("lossy_c trains RecNet alone: it needs compact='area' (and arch='lean' with labels)")
     d = None
     if cfg.gan:
         d = MultiscaleDiscriminator(cfg.num_labels + 6, width=mcfg.width, norm="instance")
@@ -239,7 +239,7 @@ class Trainer:
         def one_step() -> dict:
             c_dec = None
             if pairs is not None:
-                (x, c_dec), s = lossy_batch_at(self.step, self.rank, cfg, pairs, self.G.alpha), None
+                x, c_dec, s = lossy_batch_at(self.step, self.rank, cfg, pairs, self.G.alpha)
             else:
                 x, s = batch_at(self.step, self.rank, cfg, imgs, labels)
             if self.device.type == "cuda":
@@ -267,6 +267,8 @@ def add_parser(sub) -> None:
     p.add_argument("--labels", action="append", default=[], metavar="DIR", help="label maps paired by file name")
     p.add_argument("--num-labels", type=int, default=0, help="label channels the networks take (0: from the labels found; the paper's withSeg needs > 0)")
     p.add_argument("--no-seg", action="store_true", help="ignore labels (the paper's noSeg)")
+    p.add_argument("--segmenter", default="camvid11", help="the segmenter the codec runs for this model; with "
+                   "--lossy-c and --num-labels, the label maps come from it, as the codec stores them (lean withSeg)")
     p.add_argument("--preset", default="small", choices=["paper", "small"], help="network size: paper (width 64, 9 blocks) or small (width 32, 6 blocks; default)")
     p.add_argument("--name", default="custom", help="model name stored in the weights (and in every file's model id)")
     p.add_argument("--width", type=int, help="channels of CompNet/FineNet (overrides the preset)")
@@ -307,7 +309,7 @@ def cmd_train(a) -> int:
         data=a.data, out=a.out, labels=[] if a.no_seg else a.labels, num_labels=0 if a.no_seg else a.num_labels,
         preset=a.preset, name=a.name, width=a.width, n_blocks=a.n_blocks, norm=a.norm, compact=a.compact,
         finenet=not a.no_finenet, up_mode=a.up_mode, arch=a.arch, lossy_c=a.lossy_c, ssim_weight=a.ssim_weight, steps=a.steps, batch=a.batch, crop=a.crop, lr=a.lr, gan=not a.no_gan, vgg=a.vgg,
-        synth=a.synth, up_weight=a.up_weight, augment=a.augment, seed=a.seed, device=a.device, compile=a.compile,
+        segmenter=a.segmenter, synth=a.synth, up_weight=a.up_weight, augment=a.augment, seed=a.seed, device=a.device, compile=a.compile,
         log_every=a.log_every, ckpt_every=a.ckpt_every)
     if cfg.labels and not cfg.num_labels:
         raise DsslicInputError("--labels needs --num-labels")
@@ -320,8 +322,11 @@ def cmd_train(a) -> int:
                 *[int(q) for q in qs.split(",") if q and q != "lossless"][:1])
         except ValueError as e:
             raise DsslicInputError(f"--lossy-c {cfg.lossy_c}: {e}") from None
-        if cfg.compact != "area" or cfg.num_labels:
-            raise DsslicInputError("--lossy-c trains RecNet alone: it needs --compact area and no labels")
+        if cfg.compact != "area" or (cfg.num_labels and cfg.arch != "lean"):
+            raise DsslicInputError("--lossy-c trains RecNet alone: it needs --compact area (and --arch lean with "
+                                   "--num-labels)")
+        if cfg.labels:
+            raise DsslicInputError("--lossy-c takes its label maps from --segmenter, not --labels")
     for d in cfg.data + cfg.labels:
         if not Path(d).is_dir():
             raise DsslicInputError(f"{d}: no such directory")
