@@ -190,7 +190,7 @@ def test_codec_runs_lean_models_in_numpy(tmp_path) -> None:
     from dsslic.codec import Codec
 
     path = _lean(tmp_path, "bicubic")
-    x = synthetic(70, 90, seed=5)
+    x = synthetic(200, 264, seed=5)  # larger than a 64-px tile and its 128-px overlap: real tiles
     by_path = Codec(str(path), segmenter="none")
     by_object = Codec(LearnedModel.load(path), segmenter="none", tile=64, overlap=128)  # converted; in tiles
     assert isinstance(by_path.model, npnet.LeanRecNet) and by_path.device is None
@@ -210,13 +210,16 @@ def test_codec_runs_withseg_lean_models_in_numpy(tmp_path) -> None:
     if zoo.find("photo", "segmenter") is None:
         pytest.skip("photo not shipped")
     path = _lean(tmp_path, "bicubic", num_labels=11)
-    x = synthetic(80, 120, seed=6)
+    x = synthetic(200, 264, seed=6)  # larger than a tile and its overlap: the tiles differ from the whole
+    x[:100] = x[:100] // 4 + np.array([82, 120, 161], np.uint8)  # a sky over grass: a map of several classes
+    x[100:] = x[100:] // 4 + np.array([37, 90, 30], np.uint8)
     whole = Codec(str(path))
     assert isinstance(whole.model, npnet.LeanRecNet) and whole.model.num_labels == 11
     assert whole.segmenter.name == "photo"  # the model's own segmenter by default
+    assert len(np.unique(whole.segmenter.segment(x))) > 1
     res = whole.encode(x, quality=30, verify=True)  # the decoder's x~ is the encoder's
     assert bitstream.parse(res.data).seg_factor in (4, 8, 16)  # not the full map a FineNet reading pixels needs
-    tiles = Codec(LearnedModel.load(path), tile=64, overlap=128)
+    tiles = Codec(LearnedModel.load(path), tile=64, overlap=128)  # crops of 192 rows or columns, not all
     assert tiles.encode(x, quality=30).data == res.data
     assert np.array_equal(tiles.decode(res.data, "coarse"), whole.decode(res.data, "coarse"))
 

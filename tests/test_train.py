@@ -136,6 +136,10 @@ def test_cli_train_bad_input(tmp_path, capsys):
 
     assert main(["train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "r"), "--device", "cpu"]) == 2
     assert "no such directory" in capsys.readouterr().err
+    lean = ["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--device", "cpu", "--arch", "lean",
+            "--compact", "area", "--lossy-c", "hevc:30", "--segmenter", "photo"]
+    assert main([*lean, "--num-labels", "5"]) == 2  # photo's other 6 classes would be void
+    assert "--num-labels 5" in capsys.readouterr().err
 
 
 def test_checkpoint_is_atomic_and_log_appends(tmp_path):
@@ -198,7 +202,8 @@ def test_lean_withseg_learns_from_the_map_the_codec_stores(data_dir, tmp_path):
     """withSeg for the lean RecNet: the label map of each training image is the one its file would carry (the
     codec's segmentation and storage rule), cropped with x and c by the same draws as without labels; started
     from a label-free model (zero weights on the new inputs) it computes what that model did."""
-    from dsslic.codec import Codec
+    from dsslic import bitstream
+    from dsslic.codec import Codec, decode_layers
     from dsslic.training.data import decoded_compacts, lossy_batch_at
     from dsslic.training.loop import init_from
 
@@ -209,8 +214,10 @@ def test_lean_withseg_learns_from_the_map_the_codec_stores(data_dir, tmp_path):
     imgs, _ = load_images(cfg)
     pairs = decoded_compacts(cfg, imgs)
     x0, _, s0 = pairs[0]
-    want = Codec("plain", segmenter="photo")._seg_layer(np.ascontiguousarray(x0.permute(1, 2, 0).numpy()))[1]
-    assert s0.dtype == torch.uint8 and np.array_equal(s0.numpy(), want)
+    file = Codec("plain", segmenter="photo").compress(np.ascontiguousarray(x0.permute(1, 2, 0).numpy()),
+                                                      residual="none")
+    want = decode_layers(bitstream.parse(file), "seg").s  # the map a decoder of that image's file holds
+    assert s0.dtype == torch.uint8 and np.array_equal(s0.numpy(), want) and len(np.unique(want)) > 1
     x, c, s = lossy_batch_at(3, 0, cfg, pairs)
     xp, cp, sp = lossy_batch_at(3, 0, plain_cfg, decoded_compacts(plain_cfg, imgs))
     assert torch.equal(x, xp) and torch.equal(c, cp) and sp is None

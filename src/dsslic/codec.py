@@ -404,8 +404,9 @@ class Codec:
                       ) -> tuple[int, np.ndarray, Layer]:
         """The base layer: the map at 1/seg_factor, from ``sample`` (rows, columns -> the segmenter's labels there:
         only the samples stored are computed). A label-free model's map is side information (search, ROI): with
-        ``seg_factor=None`` it is stored at the finest of 1/4, 1/8, 1/16 that fits ``label_budget_bpp`` (a map the
-        user gives, one the model reads pixel by pixel, or a uniform one: at full resolution)."""
+        ``seg_factor=None`` it is stored at the finest of 1/4, 1/8, 1/16 that fits ``label_budget_bpp``; a map the
+        user gives or one the model reads pixel by pixel at full resolution, and one whose stored samples are all
+        one label as that label at full size (2 bytes)."""
         if self.seg_factor is not None:
             factors = [self.seg_factor]
         elif self.model.full_map or self.segmenter.exact:

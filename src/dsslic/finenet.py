@@ -42,8 +42,8 @@ class LeanFineNet(nn.Module):
     size. About 4,900 multiply-accumulates per output pixel at width 40 (FineNet at width 16: 30,000).
 
     With ``num_labels`` (the paper's withSeg) it also reads the label map, as the share of each class in every
-    alpha x alpha block, beside c: a map the codec stores at 1/4 to 1/16 of the size (a few bytes) says as much
-    there as one at full size, so the map stays cheap.
+    alpha x alpha block, beside c: a coarse reading that a map stored at 1/4 to 1/16 of the size (a few bytes) can
+    feed, so the map stays cheap (it is trained on the map as the codec stores it).
     """
 
     takes_compact = True  # RecNet gives it c, not up(c)

@@ -114,8 +114,9 @@ class LearnedModel(DsslicModel):
         self.config = config
         self.name, self.alpha, self.segmenter = config.name, config.alpha, config.segmenter
         self.num_labels = config.num_labels
-        # a lean FineNet reads class shares per alpha block: any stored factor up to alpha says as much (codec)
-        self.full_map = bool(config.num_labels) and config.arch != "lean"
+        # a lean FineNet reads class shares per alpha block, trained on the map as the codec stores it (1/4-1/16);
+        # FineNet and CompNet read the one-hot map pixel by pixel
+        self.full_map = bool(config.num_labels) and (config.arch != "lean" or config.compact == "compnet")
         self.min_size = 4 * config.alpha  # the networks work at 1/8 inside: reflection padding needs pixels there
         self.compnet = (
             CompNet(config.num_labels, config.width, config.norm) if config.compact == "compnet" else None

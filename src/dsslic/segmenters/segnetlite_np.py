@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +50,7 @@ class NumpySegmenter(Segmenter):
     def segment(self, image: np.ndarray) -> np.ndarray:
         return npnet.segment(self.net, image, self.work_size, self.flip)
 
-    def sampler(self, image: np.ndarray):
+    def sampler(self, image: np.ndarray) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
         """As :meth:`Segmenter.sampler`, running the network once and resizing its scores only where asked."""
         h, w = image.shape[:2]
         y = npnet.logits(self.net, image, self.work_size, self.flip)

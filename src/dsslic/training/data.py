@@ -194,7 +194,7 @@ def _stored_map(segmenter: str):
 
     def run(x: torch.Tensor) -> torch.Tensor:
         s = codec._seg_layer(np.ascontiguousarray(x.permute(1, 2, 0).numpy()))[1]
-        return torch.from_numpy(np.ascontiguousarray(s, np.uint8))
+        return torch.from_numpy(np.ascontiguousarray(s if s.dtype == np.uint8 else s.astype(np.int32)))
 
     return run
 

@@ -327,6 +327,12 @@ def cmd_train(a) -> int:
                                    "--num-labels)")
         if cfg.labels:
             raise DsslicInputError("--lossy-c takes its label maps from --segmenter, not --labels")
+        if cfg.num_labels:
+            from .. import segmenters
+
+            if (k := segmenters.get(cfg.segmenter).num_labels) > cfg.num_labels:
+                raise DsslicInputError(f"--segmenter {cfg.segmenter} has {k} classes; --num-labels {cfg.num_labels} "
+                                       "would make the rest void")
     for d in cfg.data + cfg.labels:
         if not Path(d).is_dir():
             raise DsslicInputError(f"{d}: no such directory")
