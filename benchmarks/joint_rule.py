@@ -7,14 +7,16 @@
 ``--sweep k``: for every offset K (and a lossless JPEG XL c), the whole-file curve over residual QPs, its
 BD-rate (PSNR and MS-SSIM) against bpg444 on the same images, and the convex hull over all (residual QP,
 c QP) points with the offsets its points use. ``--sweep residual``: the same for the residual codings
-(mapping, bit depth, x265 tune, chroma QP offset) at one K. Rates from the real bytes of the whole file,
-means of per-image values at each setting.
+(mapping, bit depth, x265 tune, chroma QP offset, preset and other x265 parameters) at one K, with each run's
+encode time as a ratio to the first run's in the same process (the speed a parameter buys). Rates from the real
+bytes of the whole file, means of per-image values at each setting.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 import numpy as np
 from _report import emit
@@ -34,6 +36,10 @@ RESIDUAL_VARIANTS = {
     "minmax10 none": ResidualCoding(bits=10, tune="none"),
     "minmax10 ssim chroma+2": ResidualCoding(bits=10, chroma_offset=2),
     "minmax10 ssim chroma-2": ResidualCoding(bits=10, chroma_offset=-2),
+    "minmax10 ssim slow": ResidualCoding(bits=10, preset="slow"),
+    "minmax10 ssim tu-intra-depth=2": ResidualCoding(bits=10, x265="tu-intra-depth=2"),
+    "minmax10 ssim rd=5": ResidualCoding(bits=10, x265="rd=5"),
+    "minmax10 ssim tu-intra-depth=2:rd=5": ResidualCoding(bits=10, x265="tu-intra-depth=2:rd=5"),
 }
 
 
@@ -81,6 +87,7 @@ def main() -> None:
     hevc = codecs.get("hevc")
     anchor: dict[int, list] = {}
     curves: dict[str, dict[int, list]] = {n: {} for n in runs}
+    seconds: dict[str, float] = {}  # encode wall time per run (the machine's load moves it: compare within a run)
     imgs = [load_image(f) for f in files]
     for x in tqdm([] if a.anchor_run else imgs, desc="bpg444", file=sys.stderr):
         for qp in qps + [46]:
@@ -93,13 +100,15 @@ def main() -> None:
         for x in tqdm(imgs, desc=name, file=sys.stderr):
             for qp in qps:
                 q_c = None if k is None else int(np.clip(qp + k, 0, 51))
+                t0 = time.perf_counter()
                 res = cod.encode(x, quality=qp, compact=compact, compact_q=q_c)
+                seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - t0
                 y = cod.decode(res.data)
                 curves[name].setdefault(qp, []).append((res.bpp, psnr(x, y), db(ms_ssim(x, y))))
-        report(a, files, curves, anchor)
+        report(a, files, curves, anchor, seconds)
 
 
-def report(a, files, curves: dict, anchor: dict) -> None:
+def report(a, files, curves: dict, anchor: dict, seconds: dict) -> None:
     """Print (and write) the table so far: a run killed midway leaves the runs it finished."""
 
     def mean_curve(c: dict[int, list]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -111,14 +120,17 @@ def report(a, files, curves: dict, anchor: dict) -> None:
     vs = next(iter(curves)) if a.anchor_run else "bpg444"
     lines = [f"`--sweep {a.sweep}` on {len(files)} images from {', '.join(a.data)}, model `{a.model}`, residual QPs "
              f"{a.qps}; whole-file bpp (all channels), means of per-image PSNR / MS-SSIM (dB) per setting.", "",
-             f"| run | BD-rate vs {vs}, PSNR | MS-SSIM | points (bpp, dB) |", "|---|---|---|---|"]
+             f"| run | BD-rate vs {vs}, PSNR | MS-SSIM | encode time vs the first run | points (bpp, dB) |",
+             "|---|---|---|---|---|"]
+    first = next(iter(seconds.values()), None)
     allpts = []
     for name, c in curves.items():
         if not c:
             continue
         r, p, m = mean_curve(c)
         pts = " ".join(f"({ri:.3f}, {pi:.2f})" for ri, pi in zip(r, p))
-        lines.append(f"| {name} | {bd_rate((ar, ap_), (r, p)):+.1f}% | {bd_rate((ar, am), (r, m)):+.1f}% | {pts} |")
+        speed = f"{seconds[name] / first:.3f}x" if first and name in seconds else ""
+        lines.append(f"| {name} | {bd_rate((ar, ap_), (r, p)):+.2f}% | {bd_rate((ar, am), (r, m)):+.2f}% | {speed} | {pts} |")
         allpts += [(float(np.mean([v[0] for v in c[q]])), float(np.mean([v[1] for v in c[q]])), f"{name}@{q}")
                    for q in c]
     hp = hull(allpts)

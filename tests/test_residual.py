@@ -157,3 +157,16 @@ def test_cli_and_api_share_the_policy(scene, tmp_path, capsys):
     assert main(["decompress", str(f), "-o", str(tmp_path / "s.png"), "--layers", "seg"]) == 0
     assert dsslic.decompress(data, layers="seg").shape == (64, 128, 3)
     assert dsslic.info(data)["model"] is None
+
+
+def test_x265_speed_settings_are_encoder_choices_any_decoder_reads():
+    """preset and extra x265 parameters (benchmarks/joint_rule.py weighs their speed against bytes) change the
+    stream, not the format: a default decoder decodes it, and the default's tag (eval cache keys) is unchanged."""
+    x = synthetic(96, 128, seed=2)
+    assert residual.ResidualCoding().tag == "minmax10:ssim:+0"
+    default = Codec("plain", segmenter="none")
+    ref = default.encode(x, quality=26).data
+    for rc in (residual.ResidualCoding(preset="slow"), residual.ResidualCoding(x265="tu-intra-depth=2")):
+        res = Codec("plain", segmenter="none", residual_coding=rc).encode(x, quality=26, verify=True)
+        assert res.data != ref and rc.tag != "minmax10:ssim:+0"
+        assert abs(psnr(x, default.decode(res.data)) - res.psnr) < 1e-9

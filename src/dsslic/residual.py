@@ -45,21 +45,26 @@ class ResidualCoding:
     stored in the file).
 
     ``mapping``: ``"minmax"`` (the paper: [min, max] of r onto the full sample range) or ``"fixed"`` (r/2 + 128
-    at 8 bits, r + 512 at 10 bits); ``bits``: 8, 10 or 12 (HEVC only); x265 ``tune`` and chroma QP offset.
+    at 8 bits, r + 512 at 10 bits); ``bits``: 8, 10 or 12 (HEVC only); x265 ``tune``, chroma QP offset,
+    ``preset`` and further ``x265`` parameters (``key=value:...``; speed against bytes, benchmarks/joint_rule.py).
     """
 
     mapping: str = "minmax"
     bits: int = 10  # measured best (benchmarks/joint_rule.py --sweep residual: -2.7% against 8 bits)
     tune: str = "ssim"  # at a fixed QP x265's ssim and psnr tunes code identically; "none" (psy-rd) differs
     chroma_offset: int = 0
+    preset: str = "veryslow"  # BPG's; "slower" writes the same intra streams
+    x265: str = ""
 
     def hevc(self) -> codecs.HevcCodec:
         return replace(codecs.get("hevc"), bits=self.bits, tune=self.tune, cbqpoffs=self.chroma_offset,
-                       crqpoffs=self.chroma_offset)
+                       crqpoffs=self.chroma_offset, preset=self.preset, x265_params=self.x265)
 
     @property
     def tag(self) -> str:
-        return f"{self.mapping}{self.bits}:{self.tune}:{self.chroma_offset:+d}"
+        """Names the setting (eval caches key on it): the defaults' tag is the one earlier releases wrote."""
+        extra = (f":{self.preset}" if self.preset != "veryslow" else "") + (f":{self.x265}" if self.x265 else "")
+        return f"{self.mapping}{self.bits}:{self.tune}:{self.chroma_offset:+d}{extra}"
 
 
 @dataclass

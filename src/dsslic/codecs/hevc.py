@@ -55,7 +55,8 @@ class HevcCodec(LayerCodec):
     Annex-B HEVC stream; a BPG file would add a header of about 16 bytes (``container_overhead``).
     x265 needs each side >= 32 pixels, so smaller images are edge-padded and cropped back.
     A uint16 image is coded at ``bits`` (10 or 12) bits per sample, 4:4:4 only (the residual layer's
-    deep mode); ``tune`` (``"none"``: x265's default) and the chroma QP offsets are encoder choices.
+    deep mode); ``tune`` (``"none"``: x265's default), the chroma QP offsets and ``x265_params`` (more
+    ``key=value`` pairs joined by ``:``, e.g. ``tu-intra-depth=2``) are encoder choices.
     """
 
     colorspace: str = "ycbcr"
@@ -65,6 +66,7 @@ class HevcCodec(LayerCodec):
     bits: int = 8
     cbqpoffs: int = 0
     crqpoffs: int = 0
+    x265_params: str = ""
 
     name: ClassVar[str] = "hevc"
     id: ClassVar[int] = 3
@@ -124,7 +126,8 @@ class HevcCodec(LayerCodec):
         ctx.width, ctx.height, ctx.pix_fmt = pw, ph, pix
         ctx.options = {"preset": self.preset, **({"tune": self.tune} if self.tune != "none" else {}),
                        "x265-params": f"keyint=1:qp={qp}:info=0:repeat-headers=0:log-level=error"
-                       + (f":cbqpoffs={self.cbqpoffs}:crqpoffs={self.crqpoffs}" if self.cbqpoffs or self.crqpoffs else "")}
+                       + (f":cbqpoffs={self.cbqpoffs}:crqpoffs={self.crqpoffs}" if self.cbqpoffs or self.crqpoffs else "")
+                       + (f":{self.x265_params}" if self.x265_params else "")}
         packets = list(ctx.encode(frame)) + list(ctx.encode(None))
         return b"".join(bytes(p) for p in packets)
 
