@@ -212,7 +212,9 @@ def test_lean_withseg_learns_from_the_map_the_codec_stores(data_dir, tmp_path):
     plain_cfg = cfg_for(data_dir, tmp_path / "a", **kw)
     cfg = cfg_for(data_dir, tmp_path / "b", num_labels=11, segmenter="photo", **kw)
     imgs, _ = load_images(cfg)
-    pairs = decoded_compacts(cfg, imgs)
+    pairs = decoded_compacts(cfg, imgs, cache=tmp_path / "c.pt")
+    again = decoded_compacts(cfg, imgs, cache=tmp_path / "c.pt")  # a resumed run reads the maps back too
+    assert all(torch.equal(p[2], q[2]) for p, q in zip(pairs, again))
     x0, _, s0 = pairs[0]
     file = Codec("plain", segmenter="photo").compress(np.ascontiguousarray(x0.permute(1, 2, 0).numpy()),
                                                       residual="none")

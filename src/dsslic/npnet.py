@@ -330,12 +330,9 @@ class LeanRecNet:
         c = np.ascontiguousarray(c8.transpose(2, 0, 1), np.float32) / 255 * 2 - 1
         h, w = c.shape[1:]
         x = resize(c, (h * self.alpha, w * self.alpha), self.up_mode, scale=self.alpha)
-        if self.num_labels:
-            if s is None or s.shape != x.shape[1:]:
-                raise ValueError(f"this withSeg model needs a {x.shape[2]}x{x.shape[1]} label map")
-            x += self.fine(np.concatenate([c, self.label_shares(s)]))
-        else:
-            x += self.fine(c)
+        if self.num_labels and (s is None or s.shape != x.shape[1:]):
+            raise ValueError(f"this withSeg model needs a {x.shape[2]}x{x.shape[1]} label map")
+        x += self.fine(np.concatenate([c, self.label_shares(s)]) if self.num_labels else c)
         x = np.clip((x + 1) / 2, 0, 1)
         return np.rint(x * 255).astype(np.uint8).transpose(1, 2, 0)
 

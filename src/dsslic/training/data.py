@@ -142,10 +142,11 @@ def batch_at(step: int, rank: int, cfg: TrainConfig, imgs, labels) -> tuple[torc
 
 
 def decoded_compacts(cfg: TrainConfig, imgs: list[torch.Tensor], alpha: int = 8, cache: Path | None = None
-                     ) -> list[tuple[torch.Tensor, list[torch.Tensor]]]:
+                     ) -> list[tuple[torch.Tensor, ...]]:
     """For ``lossy_c``: each image (at each scale, cropped to multiples of alpha) with its area-mean c as the
-    codec decodes it at every listed quality ('lossless': c itself). Coded whole, as the codec codes a file.
-    ``cache``: a file keeping the decoded c's for a resumed run (recomputed if the settings differ)."""
+    codec decodes it at every listed quality ('lossless': c itself), as (x, [c, ...]); with labels (withSeg)
+    (x, [c, ...], s), s the map the image's file would carry. Coded whole, as the codec codes a file.
+    ``cache``: a file keeping the decoded c's (and maps) for a resumed run (recomputed if the settings differ)."""
     from PIL import Image
 
     from .. import bitstream, codecs
@@ -154,8 +155,9 @@ def decoded_compacts(cfg: TrainConfig, imgs: list[torch.Tensor], alpha: int = 8,
     if cfg.num_labels:  # withSeg: the map each image's file would carry, as its decoder has it
         key.append(cfg.segmenter)
     saved = torch.load(cache, weights_only=True) if cache is not None and cache.is_file() else None
-    saved_cs = saved["cs"] if saved is not None and saved["key"] == json.dumps(key) else None
-    stored_map = _stored_map(cfg.segmenter) if cfg.num_labels else None
+    if saved is not None and saved["key"] != json.dumps(key):
+        saved = None
+    stored_map = _stored_map(cfg.segmenter) if cfg.num_labels and saved is None else None
 
     name, _, qs = cfg.lossy_c.partition(":")
     cod = codecs.get(bitstream.RESIDUAL_CODECS.get(name, name))
@@ -171,16 +173,16 @@ def decoded_compacts(cfg: TrainConfig, imgs: list[torch.Tensor], alpha: int = 8,
             xs = xs[:, :h, :w].contiguous()
             c = torch.round(F.avg_pool2d(xs[None].float(), alpha)[0]).to(torch.uint8)
             c_np = np.ascontiguousarray(c.permute(1, 2, 0).numpy())
-            cs = saved_cs[len(out)] if saved_cs is not None else [
+            i = len(out)
+            cs = saved["cs"][i] if saved is not None else [
                 c if q is None else torch.from_numpy(np.array(cod.decode(cod.encode(c_np, q), c_np.shape))).permute(2, 0, 1)
                 .contiguous() for q in quals]
-            if stored_map is not None:  # the map rides along as the last entry, uint8 HxW
-                cs = cs if saved_cs is not None else [*cs, stored_map(xs)]
-            out.append((xs, cs))
-    if cache is not None and saved_cs is None:
-        torch.save({"key": json.dumps(key), "cs": [cs for _, cs in out]}, cache)
-    if stored_map is not None:
-        return [(x, cs[:-1], cs[-1]) for x, cs in out]
+            if cfg.num_labels:
+                out.append((xs, cs, saved["s"][i] if saved is not None else stored_map(xs)))
+            else:
+                out.append((xs, cs))
+    if cache is not None and saved is None:
+        torch.save({"key": json.dumps(key), "cs": [o[1] for o in out], "s": [o[2] for o in out if len(o) > 2]}, cache)
     return out
 
 
@@ -212,15 +214,15 @@ def lossy_batch_at(step: int, rank: int, cfg: TrainConfig, pairs, alpha: int = 8
         y0, x0 = crop_origin(g, c.shape[1], c.shape[2], kc)
         xc = x[:, y0 * alpha : y0 * alpha + k, x0 * alpha : x0 * alpha + k].float() / 255
         cc = c[:, y0 : y0 + kc, x0 : x0 + kc].float() / 255
-        sc = lab[0][y0 * alpha : y0 * alpha + k, x0 * alpha : x0 * alpha + k].long() if lab else None
+        sc = [m[y0 * alpha : y0 * alpha + k, x0 * alpha : x0 * alpha + k].long() for m in lab]  # [] or [s]
         if coin(g):
-            xc, cc, sc = xc.flip(-1), cc.flip(-1), (sc.flip(-1) if lab else None)
+            xc, cc, sc = xc.flip(-1), cc.flip(-1), [m.flip(-1) for m in sc]
         r = pick(g, 4)
         xs.append(xc.rot90(r, (1, 2)))
         cs.append(cc.rot90(r, (1, 2)))
-        ss.append(sc.rot90(r, (0, 1)) if lab else None)
+        ss += [m.rot90(r, (0, 1)) for m in sc]
     s = None
-    if ss[0] is not None:
+    if ss:
         s = torch.stack(ss)
         s = torch.where(s < cfg.num_labels, s, torch.full_like(s, -1))
     return torch.stack(xs), torch.stack(cs), s
